@@ -1,0 +1,165 @@
+// pybind11 module nnjpeg_cuda._C: the only file that includes pybind11.
+//
+// Python validates tensors and passes raw pointers, sizes, strides and the CUDA stream (see
+// python/nnjpeg_cuda/_kernel.py). This file re-checks everything that can be checked without the
+// tensors and turns any violation into a ValueError, so a wrong call never reaches a kernel.
+#include <pybind11/pybind11.h>
+#include <pybind11/stl.h>
+
+#include <array>
+#include <string>
+#include <vector>
+
+#include "nnjpeg/kernels.h"
+#include "nnjpeg/launch.h"
+#include "nnjpeg/params.h"
+
+namespace py = pybind11;
+using nnjpeg::RoundtripParams;
+
+namespace {
+
+void require(bool ok, const std::string& what) {
+  if (!ok) throw py::value_error("nnjpeg_cuda._C: " + what);
+}
+
+template <size_t N>
+void copy_strides(const std::array<int64_t, N>& src, int64_t* dst, const char* name) {
+  for (size_t i = 0; i < N; ++i) {
+    require(src[i] >= 0, std::string(name) + " must be non-negative");
+    dst[i] = src[i];
+  }
+}
+
+RoundtripParams make_params(uintptr_t input, uintptr_t output, uintptr_t tables, uintptr_t workspace,
+                            const std::array<int64_t, 4>& shape, int64_t levels,
+                            const std::array<int64_t, 4>& in_strides, const std::array<int64_t, 5>& out_strides,
+                            const std::array<int64_t, 2>& table_strides, int dtype, int subsampling, int color,
+                            int rounding, int num_threads, int device, uintptr_t stream) {
+  RoundtripParams p;
+  p.n = shape[0];
+  p.c = shape[1];
+  p.h = shape[2];
+  p.w = shape[3];
+  require(p.n >= 0, "batch size must be >= 0");
+  require(p.c == 1 || p.c == 3, "channels must be 1 or 3");
+  require(p.h >= 1 && p.w >= 1, "height and width must be >= 1");
+  require(levels >= 1, "levels must be >= 1");
+  require(dtype >= nnjpeg::kUInt8 && dtype <= nnjpeg::kFloat64, "unknown dtype code");
+  require(subsampling == nnjpeg::k444 || subsampling == nnjpeg::k420, "unknown subsampling code");
+  require(color == nnjpeg::kYCbCr || color == nnjpeg::kRGB, "unknown colour mode code");
+  require(rounding == nnjpeg::kRoundHalfEven || rounding == nnjpeg::kSmoothRound, "unknown rounding code");
+  require(num_threads >= 1, "num_threads must be >= 1");
+  require(input != 0 && output != 0 && tables != 0, "null input, output or table pointer");
+  p.levels = levels;
+  p.input = reinterpret_cast<const void*>(input);
+  p.output = reinterpret_cast<void*>(output);
+  p.tables = reinterpret_cast<const float*>(tables);
+  p.workspace = reinterpret_cast<void*>(workspace);
+  copy_strides(in_strides, p.in_stride, "input strides");
+  copy_strides(out_strides, p.out_stride, "output strides");
+  require(table_strides[0] >= 0 && table_strides[1] >= 0, "table strides must be non-negative");
+  p.table_stride_level = table_strides[0];
+  p.table_stride_image = table_strides[1];
+  p.dtype = dtype;
+  p.subsampling = subsampling;
+  p.color = color;
+  p.rounding = rounding;
+  p.num_threads = num_threads;
+  p.device = device;
+  p.stream = reinterpret_cast<void*>(stream);
+  require(!nnjpeg::uses_420(p) || workspace != 0, "4:2:0 needs a workspace");
+  return p;
+}
+
+void run_forward(const std::string& device_type, const RoundtripParams& p) {
+  if (p.n == 0) return;
+  if (device_type == "cpu") {
+    py::gil_scoped_release release;
+    nnjpeg::cpu::roundtrip_forward(p);
+    return;
+  }
+  require(device_type == "cuda", "device_type must be 'cpu' or 'cuda'");
+  std::string err;
+  {
+    py::gil_scoped_release release;
+    err = nnjpeg::cuda::roundtrip_forward(p);
+  }
+  if (!err.empty()) throw std::runtime_error("nnjpeg_cuda CUDA kernel failed: " + err);
+}
+
+void run_backward(const std::string& device_type, const RoundtripParams& p) {
+  require(p.dtype != nnjpeg::kUInt8, "backward needs a floating-point dtype");
+  require(!nnjpeg::uses_420(p), "the backward kernel covers 4:4:4, grayscale and plain RGB only");
+  require(p.grad_output != nullptr && p.grad_input != nullptr, "null gradient pointer");
+  if (p.n == 0) return;
+  if (device_type == "cpu") {
+    py::gil_scoped_release release;
+    nnjpeg::cpu::roundtrip_backward(p);
+    return;
+  }
+  require(device_type == "cuda", "device_type must be 'cpu' or 'cuda'");
+  std::string err;
+  {
+    py::gil_scoped_release release;
+    err = nnjpeg::cuda::roundtrip_backward(p);
+  }
+  if (!err.empty()) throw std::runtime_error("nnjpeg_cuda CUDA kernel failed: " + err);
+}
+
+// Replays the CUDA kernels' grid-stride loop on the host: how often each item would be visited.
+std::vector<int32_t> cuda_grid_visits(int64_t items) {
+  require(items >= 0 && items <= (int64_t(1) << 26), "items out of range for the replay");
+  std::vector<int32_t> visits(size_t(items), 0);
+  if (items == 0) return visits;
+  const nnjpeg::LaunchConfig c = nnjpeg::launch_config(items);
+  const int64_t stride = nnjpeg::grid_item_stride(c.blocks, c.threads);
+  for (int64_t block = 0; block < c.blocks; ++block)
+    for (int64_t thread = 0; thread < c.threads; ++thread)
+      for (int64_t item = nnjpeg::grid_first_item(block, thread, c.threads); item < items; item += stride)
+        visits[size_t(item)] += 1;
+  return visits;
+}
+
+}  // namespace
+
+PYBIND11_MODULE(_C, m) {
+  m.doc() = "nnjpeg_cuda kernels (raw pointers; use nnjpeg_cuda.roundtrip instead)";
+  m.def("cuda_built", &nnjpeg::cuda::built, "True when the CUDA kernels are compiled into this build.");
+  m.def(
+      "forward",
+      [](const std::string& device_type, uintptr_t input, uintptr_t output, uintptr_t tables, uintptr_t workspace,
+         std::array<int64_t, 4> shape, int64_t levels, std::array<int64_t, 4> in_strides,
+         std::array<int64_t, 5> out_strides, std::array<int64_t, 2> table_strides, int dtype, int subsampling,
+         int color, int rounding, int num_threads, int device, uintptr_t stream) {
+        run_forward(device_type, make_params(input, output, tables, workspace, shape, levels, in_strides,
+                                             out_strides, table_strides, dtype, subsampling, color, rounding,
+                                             num_threads, device, stream));
+      },
+      py::arg("device_type"), py::arg("input"), py::arg("output"), py::arg("tables"), py::arg("workspace"),
+      py::arg("shape"), py::arg("levels"), py::arg("in_strides"), py::arg("out_strides"), py::arg("table_strides"),
+      py::arg("dtype"), py::arg("subsampling"), py::arg("color"), py::arg("rounding"), py::arg("num_threads"),
+      py::arg("device"), py::arg("stream"));
+  m.def(
+      "backward",
+      [](const std::string& device_type, uintptr_t input, uintptr_t grad_output, uintptr_t grad_input,
+         uintptr_t tables, std::array<int64_t, 4> shape, int64_t levels, std::array<int64_t, 4> in_strides,
+         std::array<int64_t, 5> grad_out_strides, std::array<int64_t, 4> grad_in_strides,
+         std::array<int64_t, 2> table_strides, int dtype, int color, int rounding, int num_threads, int device,
+         uintptr_t stream) {
+        RoundtripParams p = make_params(input, grad_input, tables, 0, shape, levels, in_strides, grad_out_strides,
+                                        table_strides, dtype, nnjpeg::k444, color, rounding, num_threads, device,
+                                        stream);
+        p.grad_output = reinterpret_cast<const void*>(grad_output);
+        p.grad_input = reinterpret_cast<void*>(grad_input);
+        p.output = nullptr;
+        copy_strides(grad_in_strides, p.grad_in_stride, "grad_input strides");
+        run_backward(device_type, p);
+      },
+      py::arg("device_type"), py::arg("input"), py::arg("grad_output"), py::arg("grad_input"), py::arg("tables"),
+      py::arg("shape"), py::arg("levels"), py::arg("in_strides"), py::arg("grad_out_strides"),
+      py::arg("grad_in_strides"), py::arg("table_strides"), py::arg("dtype"), py::arg("color"), py::arg("rounding"),
+      py::arg("num_threads"), py::arg("device"), py::arg("stream"));
+  m.def("cuda_grid_visits", &cuda_grid_visits, py::arg("items"),
+        "Host replay of the CUDA grid-stride loop: visits per item (each must be 1).");
+}

@@ -1,0 +1,90 @@
+// CUDA kernel: one thread per 8x8 block, a grid-stride loop over the blocks, the block pipelines of
+// roundtrip_block.h. This file only does indexing and launches; the arithmetic is shared with the CPU.
+#include <cuda_runtime.h>
+
+#include <type_traits>
+
+#include "nnjpeg/dispatch.h"
+#include "nnjpeg/kernels.h"
+#include "nnjpeg/launch.h"
+#include "nnjpeg/roundtrip_block.h"
+
+namespace nnjpeg {
+namespace cuda {
+namespace {
+
+enum Stage : int { kForward444 = 0, kChroma420 = 1, kLuma420 = 2, kBackward444 = 3 };
+
+template <typename IO, typename T, int kStage>
+__global__ void roundtrip_kernel(const RoundtripParams p, const Geometry g, int64_t items, int64_t blocks_y,
+                                 int64_t blocks_x) {
+  const int64_t stride = grid_item_stride(gridDim.x, blockDim.x);
+  for (int64_t item = grid_first_item(blockIdx.x, threadIdx.x, blockDim.x); item < items; item += stride) {
+    const BlockCoord b = block_coord(item, blocks_y, blocks_x);
+    if constexpr (kStage == kForward444) roundtrip_block_444<IO, T>(p, b);
+    if constexpr (kStage == kChroma420) chroma_block_420<IO, T>(p, g, b);
+    if constexpr (kStage == kLuma420) luma_block_420<IO, T>(p, g, b);
+    if constexpr (kStage == kBackward444) {
+      if constexpr (!std::is_same<IO, uint8_t>::value) roundtrip_block_444_backward<IO, T>(p, b);
+    }
+  }
+}
+
+template <typename IO, typename T, int kStage>
+cudaError_t launch(const RoundtripParams& p, const Geometry& g, int64_t blocks_y, int64_t blocks_x) {
+  const int64_t items = p.n * blocks_y * blocks_x;
+  if (items == 0) return cudaSuccess;
+  const LaunchConfig c = launch_config(items);
+  roundtrip_kernel<IO, T, kStage><<<dim3(unsigned(c.blocks)), dim3(unsigned(c.threads)), 0,
+                                    static_cast<cudaStream_t>(p.stream)>>>(p, g, items, blocks_y, blocks_x);
+  return cudaGetLastError();
+}
+
+// Runs fn with p.device current, restoring the caller's device afterwards.
+template <typename F>
+std::string on_device(int device, const F& fn) {
+  int previous = 0;
+  cudaError_t err = cudaGetDevice(&previous);
+  if (err == cudaSuccess) err = cudaSetDevice(device);
+  if (err == cudaSuccess) err = fn();
+  if (previous != device) cudaSetDevice(previous);
+  return err == cudaSuccess ? std::string() : std::string(cudaGetErrorString(err));
+}
+
+}  // namespace
+
+bool built() { return true; }
+
+std::string roundtrip_forward(const RoundtripParams& p) {
+  const Geometry g = geometry(p);
+  return on_device(p.device, [&]() {
+    cudaError_t err = cudaSuccess;
+    dispatch_dtype(p.dtype, [&](auto io, auto compute) {
+      using IO = decltype(io);
+      using T = decltype(compute);
+      if (uses_420(p)) {
+        err = launch<IO, T, kChroma420>(p, g, g.chroma_h / 8, g.chroma_w / 8);
+        if (err == cudaSuccess) err = launch<IO, T, kLuma420>(p, g, g.blocks_y, g.blocks_x);
+      } else {
+        err = launch<IO, T, kForward444>(p, g, g.blocks_y, g.blocks_x);
+      }
+    });
+    return err;
+  });
+}
+
+std::string roundtrip_backward(const RoundtripParams& p) {
+  const Geometry g = geometry(p);
+  return on_device(p.device, [&]() {
+    cudaError_t err = cudaSuccess;
+    dispatch_dtype(p.dtype, [&](auto io, auto compute) {
+      using IO = decltype(io);
+      using T = decltype(compute);
+      err = launch<IO, T, kBackward444>(p, g, g.blocks_y, g.blocks_x);
+    });
+    return err;
+  });
+}
+
+}  // namespace cuda
+}  // namespace nnjpeg

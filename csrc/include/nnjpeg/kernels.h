@@ -1,0 +1,23 @@
+// The two kernels behind the binding. Same parameters, same semantics; see params.h.
+#pragma once
+
+#include <string>
+
+#include "params.h"
+
+namespace nnjpeg {
+namespace cpu {
+// Forward round trip at p.levels levels into p.output. p.workspace is required for 4:2:0.
+void roundtrip_forward(const RoundtripParams& p);
+// Backward ("ste"/"smooth", 4:4:4 only) into p.grad_input.
+void roundtrip_backward(const RoundtripParams& p);
+}  // namespace cpu
+
+namespace cuda {
+// True when the CUDA kernels were compiled into this build.
+bool built();
+// Each returns an empty string on success, else the CUDA error message.
+std::string roundtrip_forward(const RoundtripParams& p);
+std::string roundtrip_backward(const RoundtripParams& p);
+}  // namespace cuda
+}  // namespace nnjpeg

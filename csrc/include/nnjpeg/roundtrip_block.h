@@ -1,0 +1,255 @@
+// The whole round trip of one 8x8 block (or one 8x8 chroma block of a 4:2:0 macro-block), written once
+// for both kernels. A kernel only decides which thread runs which block; everything a block computes
+// is here, so the CPU tests exercise the arithmetic the GPU runs.
+//
+// Work items:
+//   forward 4:4:4 / grayscale / RGB : one item per (image, block row, block column) of 8x8 pixels
+//   forward 4:2:0, phase 1          : one item per chroma 8x8 block (a 16x16 pixel macro-block)
+//   forward 4:2:0, phase 2          : one item per luma 8x8 block; reads phase 1's decoded chroma
+//   backward 4:4:4                  : one item per 8x8 block, as the forward
+#pragma once
+
+#include <stdint.h>
+
+#include "color.h"
+#include "dct.h"
+#include "hd.h"
+#include "params.h"
+#include "pixel_io.h"
+#include "quantize.h"
+
+namespace nnjpeg {
+
+struct BlockCoord {
+  int64_t n, by, bx;
+};
+
+// Item index -> (image, block row, block column), row-major over blocks. Shared by both kernels.
+NNJ_HD BlockCoord block_coord(int64_t item, int64_t blocks_y, int64_t blocks_x) {
+  BlockCoord b;
+  b.bx = item % blocks_x;
+  const int64_t rest = item / blocks_x;
+  b.by = rest % blocks_y;
+  b.n = rest / blocks_y;
+  return b;
+}
+
+NNJ_HD bool is_ycbcr(const RoundtripParams& p) { return p.c == 3 && p.color == kYCbCr; }
+
+// Quantization steps of level k for image n: luma table, or chroma table for Cb/Cr.
+NNJ_HD const float* table_for(const RoundtripParams& p, int64_t k, int64_t n, bool chroma) {
+  return p.tables + k * p.table_stride_level + n * p.table_stride_image + (chroma ? 64 : 0);
+}
+
+// Quantize + dequantize a block of coefficients into dst, then inverse DCT.
+template <typename T>
+NNJ_HD void decode_block(const T* coef, const float* steps, int rounding, T* dst) {
+  for (int i = 0; i < 64; ++i) dst[i] = quantize_dequantize(coef[i], T(steps[i]), rounding);
+  idct8x8(dst);
+}
+
+// Level-shifted components of block (by, bx): YCbCr for colour images, else the channels themselves.
+template <typename IO, typename T>
+NNJ_HD void load_components(const RoundtripParams& p, int64_t n, int64_t by, int64_t bx, T (*comp)[64]) {
+  const bool ycc = is_ycbcr(p);
+  for (int i = 0; i < 64; ++i) {
+    const int64_t y = by * 8 + i / 8, x = bx * 8 + i % 8;
+    if (ycc) {
+      const T r = load_pixel<IO, T>(p, n, 0, y, x);
+      const T g = load_pixel<IO, T>(p, n, 1, y, x);
+      const T b = load_pixel<IO, T>(p, n, 2, y, x);
+      rgb_to_ycbcr_shifted(r, g, b, comp[0][i], comp[1][i], comp[2][i]);
+    } else {
+      for (int ch = 0; ch < p.c; ++ch) comp[ch][i] = load_pixel<IO, T>(p, n, ch, y, x) - T(128);
+    }
+  }
+}
+
+// Decoded components -> pixels on the 0..255 scale (not clamped) at block position i.
+template <typename T>
+NNJ_HD void components_to_pixels(const RoundtripParams& p, T c0, T c1, T c2, T* px) {
+  if (is_ycbcr(p)) {
+    ycbcr_shifted_to_rgb(c0, c1, c2, px[0], px[1], px[2]);
+  } else {
+    px[0] = c0 + T(128);
+    px[1] = c1 + T(128);
+    px[2] = c2 + T(128);
+  }
+}
+
+// Forward round trip of one 8x8 block at every level (4:4:4, grayscale, or plain RGB).
+template <typename IO, typename T>
+NNJ_HD void roundtrip_block_444(const RoundtripParams& p, BlockCoord b) {
+  const int channels = int(p.c);
+  const bool ycc = is_ycbcr(p);
+  T coef[3][64];
+  load_components<IO, T>(p, b.n, b.by, b.bx, coef);
+  for (int ch = 0; ch < channels; ++ch) dct8x8(coef[ch]);
+
+  for (int64_t k = 0; k < p.levels; ++k) {
+    T dec[3][64];
+    for (int ch = 0; ch < channels; ++ch)
+      decode_block(coef[ch], table_for(p, k, b.n, ycc && ch > 0), p.rounding, dec[ch]);
+    for (int i = 0; i < 64; ++i) {
+      const int64_t y = b.by * 8 + i / 8, x = b.bx * 8 + i % 8;
+      if (y >= p.h || x >= p.w) continue;  // padding: computed, never stored
+      T px[3];
+      components_to_pixels(p, dec[0][i], channels == 3 ? dec[1][i] : T(0), channels == 3 ? dec[2][i] : T(0), px);
+      for (int ch = 0; ch < channels; ++ch) store_pixel<IO, T>(p, k, b.n, ch, y, x, px[ch]);
+    }
+  }
+}
+
+// 4:2:0 phase 1: chroma block (b.by, b.bx) of the padded half-resolution Cb/Cr planes, decoded at every
+// level into the workspace. Each chroma sample is the mean of a 2x2 pixel square (edges replicated).
+template <typename IO, typename T>
+NNJ_HD void chroma_block_420(const RoundtripParams& p, const Geometry& g, BlockCoord b) {
+  T cc[2][64];
+  for (int i = 0; i < 64; ++i) {
+    const int64_t cy = b.by * 8 + i / 8, cx = b.bx * 8 + i % 8;
+    T sum_cb = T(0), sum_cr = T(0);
+    for (int d = 0; d < 4; ++d) {
+      const int64_t y = 2 * cy + d / 2, x = 2 * cx + d % 2;
+      const T r = load_pixel<IO, T>(p, b.n, 0, y, x);
+      const T gg = load_pixel<IO, T>(p, b.n, 1, y, x);
+      const T bb = load_pixel<IO, T>(p, b.n, 2, y, x);
+      T yy, cb, cr;
+      rgb_to_ycbcr_shifted(r, gg, bb, yy, cb, cr);
+      sum_cb += cb;
+      sum_cr += cr;
+    }
+    cc[0][i] = sum_cb * T(0.25);
+    cc[1][i] = sum_cr * T(0.25);
+  }
+  dct8x8(cc[0]);
+  dct8x8(cc[1]);
+  T* ws = static_cast<T*>(p.workspace);
+  const int64_t plane = g.chroma_h * g.chroma_w;
+  for (int64_t k = 0; k < p.levels; ++k) {
+    for (int ch = 0; ch < 2; ++ch) {
+      T dec[64];
+      decode_block(cc[ch], table_for(p, k, b.n, true), p.rounding, dec);
+      T* dst = ws + ((k * p.n + b.n) * 2 + ch) * plane;
+      for (int i = 0; i < 64; ++i) dst[(b.by * 8 + i / 8) * g.chroma_w + b.bx * 8 + i % 8] = dec[i];
+    }
+  }
+}
+
+// libjpeg's "fancy" h2v2 upsampling: the triangular filter (9, 3, 3, 1) / 16 between the nearest chroma
+// sample and its neighbours towards the pixel, with the edges of the ceil(H/2) x ceil(W/2) plane replicated.
+template <typename T>
+NNJ_HD T fancy_upsample(const T* plane, const Geometry& g, int64_t y, int64_t x) {
+  const int64_t i = y / 2, j = x / 2;
+  int64_t iv = (y & 1) ? i + 1 : i - 1;
+  int64_t jh = (x & 1) ? j + 1 : j - 1;
+  iv = iv < 0 ? 0 : (iv >= g.chroma_valid_h ? g.chroma_valid_h - 1 : iv);
+  jh = jh < 0 ? 0 : (jh >= g.chroma_valid_w ? g.chroma_valid_w - 1 : jh);
+  const int64_t w = g.chroma_w;
+  return (T(9) * plane[i * w + j] + T(3) * plane[iv * w + j] + T(3) * plane[i * w + jh] + plane[iv * w + jh]) *
+         T(0.0625);
+}
+
+// 4:2:0 phase 2: luma block (b.by, b.bx), combined with the upsampled decoded chroma, stored at every level.
+template <typename IO, typename T>
+NNJ_HD void luma_block_420(const RoundtripParams& p, const Geometry& g, BlockCoord b) {
+  T coef[64];
+  for (int i = 0; i < 64; ++i) {
+    const int64_t y = b.by * 8 + i / 8, x = b.bx * 8 + i % 8;
+    const T r = load_pixel<IO, T>(p, b.n, 0, y, x);
+    const T gg = load_pixel<IO, T>(p, b.n, 1, y, x);
+    const T bb = load_pixel<IO, T>(p, b.n, 2, y, x);
+    T cb, cr;
+    rgb_to_ycbcr_shifted(r, gg, bb, coef[i], cb, cr);
+  }
+  dct8x8(coef);
+  const T* ws = static_cast<const T*>(p.workspace);
+  const int64_t plane = g.chroma_h * g.chroma_w;
+  for (int64_t k = 0; k < p.levels; ++k) {
+    T dec[64];
+    decode_block(coef, table_for(p, k, b.n, false), p.rounding, dec);
+    const T* cb_plane = ws + ((k * p.n + b.n) * 2 + 0) * plane;
+    const T* cr_plane = ws + ((k * p.n + b.n) * 2 + 1) * plane;
+    for (int i = 0; i < 64; ++i) {
+      const int64_t y = b.by * 8 + i / 8, x = b.bx * 8 + i % 8;
+      if (y >= p.h || x >= p.w) continue;
+      T px[3];
+      ycbcr_shifted_to_rgb(dec[i], fancy_upsample(cb_plane, g, y, x), fancy_upsample(cr_plane, g, y, x), px[0],
+                           px[1], px[2]);
+      for (int ch = 0; ch < 3; ++ch) store_pixel<IO, T>(p, k, b.n, ch, y, x, px[ch]);
+    }
+  }
+}
+
+// Backward of one 8x8 block (4:4:4, grayscale, plain RGB) for the "ste" and "smooth" gradient modes:
+// the adjoint of every linear step, the rounding replaced by the identity ("ste") or by r'(t)
+// ("smooth"), zero gradient where the output was clamped, summed over the levels. Positions in the
+// padding pass their gradient to the edge pixel they replicate, which lies in the same block.
+template <typename IO, typename T>
+NNJ_HD void roundtrip_block_444_backward(const RoundtripParams& p, BlockCoord b) {
+  const int channels = int(p.c);
+  const bool ycc = is_ycbcr(p);
+  T coef[3][64];
+  load_components<IO, T>(p, b.n, b.by, b.bx, coef);
+  for (int ch = 0; ch < channels; ++ch) dct8x8(coef[ch]);
+
+  T acc[3][64];
+  for (int ch = 0; ch < 3; ++ch)
+    for (int i = 0; i < 64; ++i) acc[ch][i] = T(0);
+
+  const IO* gout = static_cast<const IO*>(p.grad_output);
+  for (int64_t k = 0; k < p.levels; ++k) {
+    T dec[3][64], g[3][64];
+    for (int ch = 0; ch < channels; ++ch)
+      decode_block(coef[ch], table_for(p, k, b.n, ycc && ch > 0), p.rounding, dec[ch]);
+    for (int i = 0; i < 64; ++i) {
+      const int64_t y = b.by * 8 + i / 8, x = b.bx * 8 + i % 8;
+      const bool inside = y < p.h && x < p.w;
+      T px[3], gp[3] = {T(0), T(0), T(0)};
+      components_to_pixels(p, dec[0][i], channels == 3 ? dec[1][i] : T(0), channels == 3 ? dec[2][i] : T(0), px);
+      for (int ch = 0; ch < channels; ++ch) {
+        const bool clamped = px[ch] < T(0) || px[ch] > T(255);
+        if (inside && !clamped) gp[ch] = T(gout[offset5(p.out_stride, k, b.n, ch, y, x)]);
+      }
+      if (ycc) {
+        ycbcr_to_rgb_adjoint(gp[0], gp[1], gp[2], g[0][i], g[1][i], g[2][i]);
+      } else {
+        for (int ch = 0; ch < channels; ++ch) g[ch][i] = gp[ch];
+      }
+    }
+    for (int ch = 0; ch < channels; ++ch) {
+      const float* steps = table_for(p, k, b.n, ycc && ch > 0);
+      dct8x8(g[ch]);  // adjoint of the inverse DCT
+      if (p.rounding == kSmoothRound)
+        for (int i = 0; i < 64; ++i) g[ch][i] *= smooth_round_derivative(coef[ch][i], T(steps[i]));
+      idct8x8(g[ch]);  // adjoint of the forward DCT
+    }
+    for (int i = 0; i < 64; ++i) {
+      if (ycc) {
+        T gr, gg, gb;
+        rgb_to_ycbcr_adjoint(g[0][i], g[1][i], g[2][i], gr, gg, gb);
+        acc[0][i] += gr;
+        acc[1][i] += gg;
+        acc[2][i] += gb;
+      } else {
+        for (int ch = 0; ch < channels; ++ch) acc[ch][i] += g[ch][i];
+      }
+    }
+  }
+
+  // Adjoint of the edge replication, then store the in-image positions.
+  IO* gin = static_cast<IO*>(p.grad_input);
+  for (int i = 0; i < 64; ++i) {
+    const int64_t y = b.by * 8 + i / 8, x = b.bx * 8 + i % 8;
+    if (y < p.h && x < p.w) continue;
+    const int64_t sy = y < p.h ? y : p.h - 1, sx = x < p.w ? x : p.w - 1;
+    const int src = int((sy - b.by * 8) * 8 + (sx - b.bx * 8));
+    for (int ch = 0; ch < channels; ++ch) acc[ch][src] += acc[ch][i];
+  }
+  for (int i = 0; i < 64; ++i) {
+    const int64_t y = b.by * 8 + i / 8, x = b.bx * 8 + i % 8;
+    if (y >= p.h || x >= p.w) continue;
+    for (int ch = 0; ch < channels; ++ch) gin[offset4(p.grad_in_stride, b.n, ch, y, x)] = IO(acc[ch][i]);
+  }
+}
+
+}  // namespace nnjpeg

@@ -1,0 +1,17 @@
+"""nnjpeg_cuda: a fast JPEG-style round trip for PyTorch, as a defence against adversarial examples.
+
+Example:
+    >>> import torch, nnjpeg_cuda
+    >>> x = torch.rand(8, 3, 32, 32)
+    >>> y = nnjpeg_cuda.roundtrip(x, quality=50)
+    >>> defended = torch.nn.Sequential(nnjpeg_cuda.JPEG(quality=50), torch.nn.Identity())
+"""
+
+from . import ops, reference, tables
+from ._kernel import cuda_built, extension_available
+from ._version import __version__
+from .codec import roundtrip, roundtrip_multi
+from .transforms import JPEG, RandomJPEG
+
+__all__ = ["roundtrip", "roundtrip_multi", "JPEG", "RandomJPEG", "tables", "reference", "ops", "cuda_built",
+           "extension_available", "__version__"]

@@ -1,0 +1,95 @@
+"""Glue between checked torch tensors and the pointer-level kernels in ``nnjpeg_cuda._C``.
+
+Everything here assumes the caller (``ops.py``) already checked shapes, dtypes and devices; this file
+only turns tensors into pointers, strides and the current stream.
+"""
+
+from __future__ import annotations
+
+import torch
+
+try:
+    from . import _C
+except ImportError as exc:  # pragma: no cover - only when the extension was not built
+    _C = None
+    _IMPORT_ERROR = exc
+else:
+    _IMPORT_ERROR = None
+
+_DTYPE_CODE = {torch.uint8: 0, torch.float32: 1, torch.float64: 2}
+_SUBSAMPLING_CODE = {"4:4:4": 0, "4:2:0": 1}
+_COLOR_CODE = {"ycbcr": 0, "rgb": 1}
+_ROUNDING_CODE = {"bpda": 0, "ste": 0, "smooth": 1}
+
+KERNEL_DTYPES = tuple(_DTYPE_CODE)
+
+
+def extension_available() -> bool:
+    """True when the compiled extension imported."""
+    return _C is not None
+
+
+def cuda_built() -> bool:
+    """True when the CUDA kernels are compiled into this build of the extension."""
+    return _C is not None and bool(_C.cuda_built())
+
+
+def has_kernel(device: torch.device) -> bool:
+    """True when a compiled kernel serves tensors on ``device``."""
+    if device.type == "cpu":
+        return _C is not None
+    if device.type == "cuda":
+        return cuda_built()
+    return False
+
+
+def uses_420(channels: int, subsampling: str, color: str) -> bool:
+    return channels == 3 and color == "ycbcr" and subsampling == "4:2:0"
+
+
+def _device_args(t: torch.Tensor):
+    if t.device.type == "cuda":
+        index = t.device.index if t.device.index is not None else torch.cuda.current_device()
+        return "cuda", index, torch.cuda.current_stream(index).cuda_stream
+    return "cpu", 0, 0
+
+
+def _steps_and_strides(steps: torch.Tensor):
+    # The kernel indexes steps as [k * s0 + n * s1 + table * 64 + i]: the inner (2, 8, 8) must be dense.
+    if steps.stride()[2:] != (64, 8, 1):
+        steps = steps.contiguous()
+    return steps, (steps.stride(0), steps.stride(1))
+
+
+def forward(images: torch.Tensor, steps: torch.Tensor, out: torch.Tensor, subsampling: str, color: str,
+            grad: str) -> None:
+    """Run the forward kernel: images (N, C, H, W) -> out (K, N, C, H, W) with steps (K, N, 2, 8, 8)."""
+    n, c, h, w = images.shape
+    k = steps.shape[0]
+    steps, table_strides = _steps_and_strides(steps)
+    workspace = None
+    if uses_420(c, subsampling, color):
+        compute = torch.float64 if images.dtype == torch.float64 else torch.float32
+        workspace = torch.empty((k, n, 2, (h + 15) // 16 * 8, (w + 15) // 16 * 8), dtype=compute,
+                                device=images.device)
+    device_type, device_index, stream = _device_args(images)
+    _C.forward(
+        device_type=device_type, input=images.data_ptr(), output=out.data_ptr(), tables=steps.data_ptr(),
+        workspace=0 if workspace is None else workspace.data_ptr(), shape=(n, c, h, w), levels=k,
+        in_strides=images.stride(), out_strides=out.stride(), table_strides=table_strides,
+        dtype=_DTYPE_CODE[images.dtype], subsampling=_SUBSAMPLING_CODE[subsampling], color=_COLOR_CODE[color],
+        rounding=_ROUNDING_CODE[grad], num_threads=torch.get_num_threads(), device=device_index, stream=stream)
+
+
+def backward(grad_out: torch.Tensor, images: torch.Tensor, steps: torch.Tensor, grad_in: torch.Tensor, color: str,
+             grad: str) -> None:
+    """Run the backward kernel ("ste"/"smooth", 4:4:4): grad_out (K, N, C, H, W) -> grad_in (N, C, H, W)."""
+    n, c, h, w = images.shape
+    steps, table_strides = _steps_and_strides(steps)
+    device_type, device_index, stream = _device_args(images)
+    _C.backward(
+        device_type=device_type, input=images.data_ptr(), grad_output=grad_out.data_ptr(),
+        grad_input=grad_in.data_ptr(), tables=steps.data_ptr(), shape=(n, c, h, w), levels=steps.shape[0],
+        in_strides=images.stride(), grad_out_strides=grad_out.stride(), grad_in_strides=grad_in.stride(),
+        table_strides=table_strides, dtype=_DTYPE_CODE[images.dtype], color=_COLOR_CODE[color],
+        rounding=_ROUNDING_CODE[grad], num_threads=torch.get_num_threads(), device=device_index, stream=stream)

@@ -1,0 +1,115 @@
+"""The public round-trip functions: argument checking, batching and dtypes around ``nnjpeg::roundtrip``."""
+
+from __future__ import annotations
+
+from typing import Sequence, Tuple, Union
+
+import torch
+from torch import Tensor
+
+from . import ops, tables
+
+__all__ = ["roundtrip", "roundtrip_multi"]
+
+SUPPORTED_DTYPES = (torch.uint8, torch.float16, torch.bfloat16, torch.float32, torch.float64)
+QualityLike = Union[int, Tensor]
+
+
+def _as_batch(images) -> Tuple[Tensor, bool]:
+    """Check the image tensor's type, rank, channels, size and dtype; return (N, C, H, W) and 'was unbatched'."""
+    if not isinstance(images, Tensor):
+        raise TypeError(f"images must be a torch.Tensor, got {type(images).__name__}")
+    if images.dim() not in (3, 4):
+        raise ValueError(f"images must have shape (C, H, W) or (N, C, H, W), got {tuple(images.shape)}")
+    if images.dtype not in SUPPORTED_DTYPES:
+        raise TypeError(f"unsupported dtype {images.dtype}: use uint8 (0..255) or float16/bfloat16/float32/float64 "
+                        "(0..1)")
+    x = images.unsqueeze(0) if images.dim() == 3 else images
+    if x.shape[1] not in (1, 3):
+        raise ValueError(f"images must have 1 (gray) or 3 (RGB) channels, got {x.shape[1]} "
+                         f"(shape {tuple(images.shape)}; channels come before height and width)")
+    if x.shape[2] < 1 or x.shape[3] < 1:
+        raise ValueError(f"images must be at least 1x1 pixels, got {tuple(x.shape[2:])}")
+    return x, images.dim() == 3
+
+
+def _kernel_dtype(x: Tensor) -> Tensor:
+    # The kernels read uint8, float32 and float64; half precision goes through float32.
+    return x.float() if x.dtype in (torch.float16, torch.bfloat16) else x
+
+
+def _check_tensor_device(name: str, value, device: torch.device) -> None:
+    if isinstance(value, Tensor) and value.dim() > 0 and value.device != device:
+        raise ValueError(f"{name} is on {value.device}, images are on {device}; move it to the images' device")
+
+
+def roundtrip(images: Tensor, quality: QualityLike = 75, table: tables.TableLike = "standard",
+              subsampling: str = "4:4:4", color: str = "ycbcr", grad: str = "bpda", validate: bool = True
+              ) -> Tensor:
+    """JPEG-style round trip (colour transform, 8x8 DCT, quantize, dequantize, IDCT, back) of a batch.
+
+    Args:
+        images: float images in [0, 1] (float16, bfloat16, float32, float64) or uint8 in [0, 255];
+            contiguous or channels_last; on CPU, CUDA (compiled kernels) or any other device (reference).
+        quality: IJG quality in 1..100, or a tensor of N qualities (one per image).
+        table: base quantization tables: a preset name (``"standard"``, see :func:`nnjpeg_cuda.tables.presets`),
+            a (2, 8, 8) tensor (luma, chroma), or (N, 2, 8, 8) (one per image). Quality scaling applies.
+        subsampling: ``"4:4:4"`` or ``"4:2:0"`` (chroma averaged over 2x2, upsampled as libjpeg does).
+        color: ``"ycbcr"`` (JFIF colour transform) or ``"rgb"`` (each channel coded with the luma table).
+        grad: gradient for attacks and training: ``"bpda"`` (identity), ``"ste"`` (straight-through rounding
+            through the exact linear parts) or ``"smooth"`` (rounding replaced by round(t) + (t - round(t))^3
+            in the forward as well).
+        validate: check pixel values (NaN, Inf, range) and table values. With ``False`` the kernels map NaN
+            to 0 and clamp to the valid range instead of raising; it saves one reduction over the input.
+
+    Returns:
+        Tensor of the input's shape, dtype, device and memory format. Float output is not rounded to
+        256 levels; uint8 output is rounded half to even.
+
+    Shape:
+        - images: (C, H, W) or (N, C, H, W), C = 1 or 3, any H, W >= 1.
+        - output: same as images.
+
+    Example:
+        >>> import torch, nnjpeg_cuda
+        >>> x = torch.rand(4, 3, 32, 32)
+        >>> y = nnjpeg_cuda.roundtrip(x, quality=50)
+        >>> y.shape
+        torch.Size([4, 3, 32, 32])
+    """
+    x, unbatched = _as_batch(images)
+    ops.check_options(subsampling, color, grad, x.shape[1])
+    _check_tensor_device("quality", quality, x.device)
+    _check_tensor_device("table", table, x.device)
+    steps = tables.image_tables(quality, table, x.shape[0], device=x.device).unsqueeze(0)
+    out = ops.roundtrip_levels(_kernel_dtype(x), steps, subsampling, color, grad, validate)[0]
+    out = out.to(x.dtype)
+    return out[0] if unbatched else out
+
+
+def roundtrip_multi(images: Tensor, qualities: Union[Sequence[int], Tensor], table: tables.TableLike = "standard",
+                    subsampling: str = "4:4:4", color: str = "ycbcr", grad: str = "bpda", validate: bool = True
+                    ) -> Tensor:
+    """Round trip at K quality levels at once: the input is read once and the forward DCT is shared.
+
+    Args:
+        images: as in :func:`roundtrip`.
+        qualities: K ints in 1..100, a (K,) tensor, or a (K, N) tensor (per level and image).
+        table, subsampling, color, grad, validate: as in :func:`roundtrip`. Gradients sum over the levels.
+
+    Returns:
+        (K, N, C, H, W) tensor (or (K, C, H, W) for an unbatched input), the input's dtype and device.
+
+    Example:
+        >>> import torch, nnjpeg_cuda
+        >>> x = torch.rand(2, 3, 32, 32)
+        >>> nnjpeg_cuda.roundtrip_multi(x, [90, 50, 10]).shape
+        torch.Size([3, 2, 3, 32, 32])
+    """
+    x, unbatched = _as_batch(images)
+    ops.check_options(subsampling, color, grad, x.shape[1])
+    _check_tensor_device("qualities", qualities, x.device)
+    _check_tensor_device("table", table, x.device)
+    steps = tables.level_tables(qualities, table, x.shape[0], device=x.device)
+    out = ops.roundtrip_levels(_kernel_dtype(x), steps, subsampling, color, grad, validate).to(x.dtype)
+    return out[:, 0] if unbatched else out

@@ -1,0 +1,166 @@
+"""The torch ops ``nnjpeg::roundtrip`` and ``nnjpeg::roundtrip_backward``.
+
+Registered with ``torch.library.custom_op``: each has a fake implementation (so ``torch.compile`` traces
+through it without running it) and the forward has autograd. CPU and CUDA tensors run the compiled
+kernels; tensors on other devices (or a build without the CUDA kernels) fall back to the pure-PyTorch
+reference, with the same semantics.
+
+These are the low-level ops: they take quantization *steps*, already scaled, per level and image.
+Most code wants :func:`nnjpeg_cuda.roundtrip` instead.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+from . import _kernel, reference
+
+__all__ = ["roundtrip_levels", "roundtrip_backward", "SUBSAMPLINGS", "COLORS", "GRADS"]
+
+SUBSAMPLINGS = ("4:4:4", "4:2:0")
+COLORS = ("ycbcr", "rgb")
+GRADS = ("bpda", "ste", "smooth")
+# Pixels a hair outside [0, 1] (float rounding in a preprocessing pipeline) are accepted and clamped.
+RANGE_TOLERANCE = 1e-5
+
+
+def check_options(subsampling: str, color: str, grad: str, channels: int) -> None:
+    """Raise ValueError for an unknown or contradictory option."""
+    if subsampling not in SUBSAMPLINGS:
+        raise ValueError(f"subsampling must be one of {SUBSAMPLINGS}, got {subsampling!r}")
+    if color not in COLORS:
+        raise ValueError(f"color must be one of {COLORS}, got {color!r}")
+    if grad not in GRADS:
+        raise ValueError(f"grad must be one of {GRADS}, got {grad!r}")
+    if color == "rgb" and subsampling != "4:4:4" and channels == 3:
+        raise ValueError("color='rgb' has no chroma planes to subsample: use subsampling='4:4:4'")
+
+
+def _check_op_args(images: Tensor, steps: Tensor, subsampling: str, color: str, grad: str) -> None:
+    if images.dim() != 4 or images.shape[1] not in (1, 3):
+        raise ValueError(f"images must have shape (N, C, H, W) with C = 1 or 3, got {tuple(images.shape)}")
+    if images.dtype not in _kernel.KERNEL_DTYPES:
+        raise TypeError(f"nnjpeg::roundtrip takes uint8, float32 or float64 images, got {images.dtype}")
+    if images.shape[2] < 1 or images.shape[3] < 1:
+        raise ValueError(f"images must be at least 1x1, got {tuple(images.shape[2:])}")
+    if steps.dim() != 5 or tuple(steps.shape[2:]) != (2, 8, 8) or steps.shape[1] != images.shape[0] \
+            or steps.shape[0] < 1:
+        raise ValueError(f"steps must have shape (K, {images.shape[0]}, 2, 8, 8), got {tuple(steps.shape)}")
+    if steps.dtype != torch.float32:
+        raise TypeError(f"steps must be float32, got {steps.dtype}")
+    if steps.device != images.device:
+        raise ValueError(f"steps are on {steps.device}, images on {images.device}")
+    check_options(subsampling, color, grad, images.shape[1])
+
+
+def check_pixel_values(images: Tensor) -> None:
+    """Raise ValueError for NaN/Inf or floats outside [0, 1] (one reduction over the images)."""
+    if not images.is_floating_point() or images.numel() == 0:
+        return
+    lo, hi = torch.aminmax(images)
+    lo, hi = float(lo), float(hi)
+    if lo != lo or hi != hi:
+        raise ValueError("images contain NaN; pass finite pixels in [0, 1] (or validate=False to map NaN to 0)")
+    if lo < -RANGE_TOLERANCE or hi > 1 + RANGE_TOLERANCE:
+        raise ValueError(f"float images must lie in [0, 1], got values from {lo} to {hi} "
+                         "(Inf included); uint8 images take 0..255")
+
+
+def _check_step_values(steps: Tensor) -> None:
+    if steps.numel() and not bool(((steps >= 1) & torch.isfinite(steps)).all()):
+        raise ValueError("quantization steps must be finite and >= 1")
+
+
+def empty_levels(images: Tensor, levels: int) -> Tensor:
+    """Uninitialised (K, N, C, H, W) output whose levels keep the input's memory format."""
+    n, c, h, w = images.shape
+    if images.is_contiguous(memory_format=torch.channels_last) and not images.is_contiguous():
+        return images.new_empty((levels, n, h, w, c)).permute(0, 1, 4, 2, 3)
+    return images.new_empty((levels, n, c, h, w))
+
+
+def _reference_forward(images: Tensor, steps: Tensor, subsampling: str, color: str, grad: str) -> Tensor:
+    compute = torch.float64 if images.dtype == torch.float64 else torch.float32
+    x255 = reference._to_255(images, compute)
+    rounding = "smooth" if grad == "smooth" else "round"
+    return reference._from_255(reference.decode_levels(x255, steps.to(compute), subsampling, color, rounding),
+                               images)
+
+
+@torch.library.custom_op("nnjpeg::roundtrip", mutates_args=())
+def roundtrip_levels(images: Tensor, steps: Tensor, subsampling: str, color: str, grad: str,
+                     validate: bool) -> Tensor:
+    """(N, C, H, W) images and (K, N, 2, 8, 8) steps -> (K, N, C, H, W) round-tripped images."""
+    _check_op_args(images, steps, subsampling, color, grad)
+    if validate:
+        check_pixel_values(images)
+        _check_step_values(steps)
+    out = empty_levels(images, steps.shape[0])
+    if images.shape[0] == 0:
+        return out
+    if _kernel.has_kernel(images.device):
+        _kernel.forward(images, steps, out, subsampling, color, grad)
+    else:
+        out.copy_(_reference_forward(images, steps, subsampling, color, grad))
+    return out
+
+
+@roundtrip_levels.register_fake
+def _roundtrip_levels_fake(images, steps, subsampling, color, grad, validate):
+    _check_op_args(images, steps, subsampling, color, grad)
+    return empty_levels(images, steps.shape[0])
+
+
+def _reference_backward(grad_out: Tensor, images: Tensor, steps: Tensor, subsampling: str, color: str,
+                        grad: str) -> Tensor:
+    compute = torch.float64 if images.dtype == torch.float64 else torch.float32
+    with torch.enable_grad():
+        x = images.detach().to(compute).requires_grad_(True)
+        out = reference._from_255(reference.decode_levels(reference._to_255(x, compute), steps.to(compute),
+                                                          subsampling, color, grad), x)
+        (g,) = torch.autograd.grad(out, x, grad_out.to(compute))
+    return g.to(images.dtype)
+
+
+@torch.library.custom_op("nnjpeg::roundtrip_backward", mutates_args=())
+def roundtrip_backward(grad_out: Tensor, images: Tensor, steps: Tensor, subsampling: str, color: str,
+                       grad: str) -> Tensor:
+    """Gradient of ``nnjpeg::roundtrip`` wrt images for grad = "ste" or "smooth" (summed over levels)."""
+    _check_op_args(images, steps, subsampling, color, grad)
+    if grad not in ("ste", "smooth"):
+        raise ValueError(f"roundtrip_backward computes 'ste' and 'smooth' gradients, got {grad!r}")
+    if not images.is_floating_point():
+        raise TypeError("gradients need floating-point images")
+    grad_out = grad_out.to(images.dtype)
+    kernel_ok = _kernel.has_kernel(images.device) and not _kernel.uses_420(images.shape[1], subsampling, color)
+    if not kernel_ok:
+        return _reference_backward(grad_out, images, steps, subsampling, color, grad)
+    grad_in = torch.empty_like(images, memory_format=torch.contiguous_format)
+    if images.shape[0]:
+        _kernel.backward(grad_out, images, steps, grad_in, color, grad)
+    return grad_in
+
+
+@roundtrip_backward.register_fake
+def _roundtrip_backward_fake(grad_out, images, steps, subsampling, color, grad):
+    return torch.empty_like(images, memory_format=torch.contiguous_format)
+
+
+def _setup_context(ctx, inputs, output):
+    images, steps, subsampling, color, grad, _validate = inputs
+    ctx.save_for_backward(images, steps)
+    ctx.options = (subsampling, color, grad)
+
+
+def _backward(ctx, grad_out):
+    images, steps = ctx.saved_tensors
+    subsampling, color, grad = ctx.options
+    if grad == "bpda":
+        grad_in = grad_out.sum(0)  # identity per level (BPDA), summed over the levels
+    else:
+        grad_in = roundtrip_backward(grad_out, images, steps, subsampling, color, grad)
+    return grad_in, None, None, None, None, None
+
+
+roundtrip_levels.register_autograd(_backward, setup_context=_setup_context)
