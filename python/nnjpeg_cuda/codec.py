@@ -44,8 +44,8 @@ def _check_tensor_device(name: str, value, device: torch.device) -> None:
 
 
 def roundtrip(images: Tensor, quality: QualityLike = 75, table: tables.TableLike = "standard",
-              subsampling: str = "4:4:4", color: str = "ycbcr", grad: str = "bpda", validate: bool = True
-              ) -> Tensor:
+              subsampling: str = "4:4:4", color: str = "ycbcr", grad: str = "bpda", validate: bool = True,
+              layout: str = "CHW") -> Tensor:
     """JPEG-style round trip (colour transform, 8x8 DCT, quantize, dequantize, IDCT, back) of a batch.
 
     Args:
@@ -61,6 +61,10 @@ def roundtrip(images: Tensor, quality: QualityLike = 75, table: tables.TableLike
             in the forward as well).
         validate: check pixel values (NaN, Inf, range) and table values. With ``False`` the kernels map NaN
             to 0 and clamp to the valid range instead of raising; it saves one reduction over the input.
+        layout: ``"CHW"`` (torch's (N, C, H, W)) or ``"HWC"`` ((H, W), (H, W, C) or (N, H, W, C), as image
+            libraries hold images). NumPy arrays (CPU kernel) and CuPy arrays (CUDA kernel, CuPy's current
+            stream) are accepted too and come back as the same array type, without copies: see
+            :mod:`nnjpeg_cuda.arrays`.
 
     Returns:
         Tensor of the input's shape, dtype, device and memory format. Float output is not rounded to
@@ -77,6 +81,9 @@ def roundtrip(images: Tensor, quality: QualityLike = 75, table: tables.TableLike
         >>> y.shape
         torch.Size([4, 3, 32, 32])
     """
+    if layout != "CHW" or not isinstance(images, Tensor):
+        from . import arrays  # NumPy / CuPy arrays and HWC layouts; torch tensors in CHW go straight on
+        return arrays.roundtrip(images, quality, table, subsampling, color, grad, validate, layout=layout)
     x, unbatched = _as_batch(images)
     ops.check_options(subsampling, color, grad, x.shape[1])
     _check_tensor_device("quality", quality, x.device)
@@ -88,14 +95,15 @@ def roundtrip(images: Tensor, quality: QualityLike = 75, table: tables.TableLike
 
 
 def roundtrip_multi(images: Tensor, qualities: Union[Sequence[int], Tensor], table: tables.TableLike = "standard",
-                    subsampling: str = "4:4:4", color: str = "ycbcr", grad: str = "bpda", validate: bool = True
-                    ) -> Tensor:
+                    subsampling: str = "4:4:4", color: str = "ycbcr", grad: str = "bpda", validate: bool = True,
+                    layout: str = "CHW") -> Tensor:
     """Round trip at K quality levels at once: the input is read once and the forward DCT is shared.
 
     Args:
         images: as in :func:`roundtrip`.
         qualities: K ints in 1..100, a (K,) tensor, or a (K, N) tensor (per level and image).
-        table, subsampling, color, grad, validate: as in :func:`roundtrip`. Gradients sum over the levels.
+        table, subsampling, color, grad, validate, layout: as in :func:`roundtrip`. Gradients sum over the
+            levels. NumPy / CuPy arrays come back as the same array type, shape (K, *images.shape).
 
     Returns:
         (K, N, C, H, W) tensor (or (K, C, H, W) for an unbatched input), the input's dtype and device.
@@ -106,6 +114,9 @@ def roundtrip_multi(images: Tensor, qualities: Union[Sequence[int], Tensor], tab
         >>> nnjpeg_cuda.roundtrip_multi(x, [90, 50, 10]).shape
         torch.Size([3, 2, 3, 32, 32])
     """
+    if layout != "CHW" or not isinstance(images, Tensor):
+        from . import arrays
+        return arrays.roundtrip_multi(images, qualities, table, subsampling, color, grad, validate, layout=layout)
     x, unbatched = _as_batch(images)
     ops.check_options(subsampling, color, grad, x.shape[1])
     _check_tensor_device("qualities", qualities, x.device)
