@@ -87,7 +87,7 @@ def _check_shape(shape: Tuple[int, ...], layout: str, kind: str) -> None:
 
 
 def _check_array_dtype(dtype: np.dtype) -> None:
-    if not any(dtype == d for d in ARRAY_DTYPES):
+    if not any(dtype.newbyteorder("=") == d for d in ARRAY_DTYPES):  # any byte order
         raise TypeError(f"unsupported array dtype {dtype}: use uint8 (0..255) or float16/float32/float64 (0..1)")
 
 
