@@ -114,7 +114,7 @@ def _roundtrip_levels_fake(images, steps, subsampling, color, grad, validate):
 
 def _reference_backward(grad_out: Tensor, images: Tensor, steps: Tensor, subsampling: str, color: str,
                         grad: str) -> Tensor:
-    # torch.func.vjp, not torch.autograd: a custom op's body runs below the autograd dispatch key.
+    # torch.func.vjp keeps this usable inside a traced backward (torch.compile) as well as in eager mode.
     compute = torch.float64 if images.dtype == torch.float64 else torch.float32
 
     def forward(x):
@@ -126,22 +126,29 @@ def _reference_backward(grad_out: Tensor, images: Tensor, steps: Tensor, subsamp
     return g.to(images.dtype)
 
 
+def kernel_has_backward(images: Tensor, subsampling: str, color: str) -> bool:
+    """True when the compiled backward kernel serves this call (4:4:4, grayscale or plain RGB, CPU/CUDA)."""
+    return _kernel.has_kernel(images.device) and not _kernel.uses_420(images.shape[1], subsampling, color)
+
+
 @torch.library.custom_op("nnjpeg::roundtrip_backward", mutates_args=())
 def roundtrip_backward(grad_out: Tensor, images: Tensor, steps: Tensor, subsampling: str, color: str,
                        grad: str) -> Tensor:
-    """Gradient of ``nnjpeg::roundtrip`` wrt images for grad = "ste" or "smooth" (summed over levels)."""
+    """Gradient of ``nnjpeg::roundtrip`` wrt images for grad = "ste" or "smooth" (summed over levels).
+
+    The compiled kernel covers 4:4:4, grayscale and plain RGB; the autograd formula sends 4:2:0 and devices
+    without a kernel through the reference instead (``_reference_backward``), outside any custom op.
+    """
     _check_op_args(images, steps, subsampling, color, grad)
     if grad not in ("ste", "smooth"):
         raise ValueError(f"roundtrip_backward computes 'ste' and 'smooth' gradients, got {grad!r}")
     if not images.is_floating_point():
         raise TypeError("gradients need floating-point images")
-    grad_out = grad_out.to(images.dtype)
-    kernel_ok = _kernel.has_kernel(images.device) and not _kernel.uses_420(images.shape[1], subsampling, color)
-    if not kernel_ok:
-        return _reference_backward(grad_out, images, steps, subsampling, color, grad)
+    if not kernel_has_backward(images, subsampling, color):
+        raise ValueError("the backward kernel covers 4:4:4, grayscale and plain RGB on CPU/CUDA only")
     grad_in = torch.empty_like(images, memory_format=torch.contiguous_format)
     if images.shape[0]:
-        _kernel.backward(grad_out, images, steps, grad_in, color, grad)
+        _kernel.backward(grad_out.to(images.dtype), images, steps, grad_in, color, grad)
     return grad_in
 
 
@@ -161,8 +168,10 @@ def _backward(ctx, grad_out):
     subsampling, color, grad = ctx.options
     if grad == "bpda":
         grad_in = grad_out.sum(0)  # identity per level (BPDA), summed over the levels
-    else:
+    elif kernel_has_backward(images, subsampling, color):
         grad_in = roundtrip_backward(grad_out, images, steps, subsampling, color, grad)
+    else:
+        grad_in = _reference_backward(grad_out, images, steps, subsampling, color, grad)
     return grad_in, None, None, None, None, None
 
 

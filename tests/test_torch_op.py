@@ -1,0 +1,71 @@
+"""The registered torch ops: opcheck (schema, fake tensors, autograd registration) and torch.compile."""
+
+import pytest
+import torch
+
+import nnjpeg_cuda as nj
+
+
+def _steps(n, qualities=(50, 20)):
+    return nj.tables.level_tables(list(qualities), "standard", n).contiguous()
+
+
+@pytest.mark.parametrize("subsampling", ["4:4:4", "4:2:0"])
+@pytest.mark.parametrize("grad", ["bpda", "ste", "smooth"])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64, torch.uint8])
+def test_opcheck_roundtrip(subsampling, grad, dtype):
+    x = torch.rand(2, 3, 13, 21)
+    x = (x * 255).round().to(torch.uint8) if dtype == torch.uint8 else x.to(dtype)
+    torch.library.opcheck(torch.ops.nnjpeg.roundtrip.default, (x, _steps(2), subsampling, "ycbcr", grad, True))
+
+
+def test_opcheck_roundtrip_channels_last_and_gray():
+    x = torch.rand(2, 3, 16, 24).contiguous(memory_format=torch.channels_last)
+    torch.library.opcheck(torch.ops.nnjpeg.roundtrip.default, (x, _steps(2), "4:4:4", "ycbcr", "ste", True))
+    g = torch.rand(2, 1, 9, 10, dtype=torch.float64)
+    torch.library.opcheck(torch.ops.nnjpeg.roundtrip.default, (g, _steps(2), "4:4:4", "ycbcr", "smooth", True))
+
+
+@pytest.mark.parametrize("color,channels", [("ycbcr", 3), ("rgb", 3), ("ycbcr", 1)])
+def test_opcheck_roundtrip_backward(color, channels):
+    x = torch.rand(2, channels, 13, 21)
+    grad_out = torch.randn(2, 2, channels, 13, 21)
+    torch.library.opcheck(torch.ops.nnjpeg.roundtrip_backward.default,
+                          (grad_out, x, _steps(2), "4:4:4", color, "ste"))
+
+
+def test_backward_op_refuses_what_its_kernel_does_not_cover():
+    x = torch.rand(1, 3, 16, 16)
+    with pytest.raises(ValueError, match="4:4:4"):
+        torch.ops.nnjpeg.roundtrip_backward(torch.ones(1, 1, 3, 16, 16), x, _steps(1, (50,)), "4:2:0", "ycbcr", "ste")
+
+
+@pytest.mark.parametrize("subsampling", ["4:4:4", "4:2:0"])
+@pytest.mark.parametrize("backend", ["aot_eager", "inductor"])
+def test_compile_fullgraph_backward_through_the_op(subsampling, backend):
+    layer = nj.JPEG(quality=40, grad="ste", subsampling=subsampling)
+
+    def loss_fn(x):
+        return (layer(x) ** 2).sum()
+
+    compiled = torch.compile(loss_fn, fullgraph=True, backend=backend)
+    x1 = torch.rand(2, 3, 16, 16, requires_grad=True)
+    x2 = x1.detach().clone().requires_grad_(True)
+    compiled(x1).backward()
+    loss_fn(x2).backward()
+    torch.testing.assert_close(x1.grad, x2.grad)
+
+
+def test_compile_fullgraph_defended_model_matches_eager():
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(nj.JPEG(quality=40), torch.nn.Conv2d(3, 8, 3), torch.nn.ReLU(),
+                                torch.nn.AdaptiveAvgPool2d(1), torch.nn.Flatten(), torch.nn.Linear(8, 10))
+    compiled = torch.compile(model, fullgraph=True, backend="inductor")
+    x = torch.rand(4, 3, 32, 32)
+    torch.testing.assert_close(compiled(x), model(x))
+
+
+def test_meta_tensors_propagate_shapes_without_running():
+    x = torch.empty(5, 3, 17, 33, device="meta")
+    out = torch.ops.nnjpeg.roundtrip(x, torch.empty(3, 5, 2, 8, 8, device="meta"), "4:2:0", "ycbcr", "bpda", True)
+    assert out.shape == (3, 5, 3, 17, 33) and out.device.type == "meta"
