@@ -1,0 +1,73 @@
+"""Timing and the machine's memory-copy bandwidth, for the throughput benchmark.
+
+Example:
+    >>> from measure import time_call
+    >>> t = time_call(lambda: sum(range(1000)), "cpu", budget_s=0.01)
+    >>> t.median > 0
+    True
+"""
+
+from __future__ import annotations
+
+import statistics
+import time
+from dataclasses import dataclass
+from typing import Callable, List
+
+import torch
+
+
+@dataclass
+class Timing:
+    median: float  # seconds per call
+    low: float     # fastest run
+    high: float    # slowest run
+    runs: int
+
+    @property
+    def spread(self) -> float:
+        """(slowest - fastest) / median: how noisy the repeated runs were."""
+        return (self.high - self.low) / self.median if self.median > 0 else 0.0
+
+
+def _once(fn: Callable, device: str) -> float:
+    if device == "cuda":
+        start, stop = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+        torch.cuda.synchronize()
+        start.record()
+        fn()
+        stop.record()
+        torch.cuda.synchronize()
+        return start.elapsed_time(stop) / 1000
+    begin = time.perf_counter()
+    fn()
+    return time.perf_counter() - begin
+
+
+def time_call(fn: Callable, device: str, budget_s: float = 1.5, min_runs: int = 3, max_runs: int = 10,
+              warmup: int = 1) -> Timing:
+    """Median time of `fn()` after `warmup` untimed calls; as many runs as fit in `budget_s` (within bounds).
+
+    Args:
+        fn: one full pass of the work.
+        device: "cpu" (wall clock) or "cuda" (CUDA events, synchronised).
+        budget_s: time the timed runs may take together (the first run sets how many fit).
+        min_runs, max_runs: bounds on the number of timed runs.
+        warmup: untimed calls first (allocations, lazy imports, caches).
+    """
+    for _ in range(warmup):
+        fn()
+    times: List[float] = [_once(fn, device)]
+    runs = max(min_runs, min(max_runs, int(budget_s / max(times[0], 1e-9))))
+    for _ in range(runs - 1):
+        times.append(_once(fn, device))
+    return Timing(statistics.median(times), min(times), max(times), len(times))
+
+
+def copy_bandwidth(device: str, megabytes: int = 256, runs: int = 7) -> float:
+    """Memory-copy bandwidth in bytes/s (bytes read + bytes written), with torch's threads on `device`."""
+    n = megabytes * (1 << 20) // 4
+    src = torch.rand(n, device=device)
+    dst = torch.empty_like(src)
+    t = time_call(lambda: dst.copy_(src), device, budget_s=0.0, min_runs=runs, max_runs=runs, warmup=2)
+    return 2 * src.numel() * src.element_size() / t.median

@@ -1,0 +1,117 @@
+"""Results of the throughput benchmark: the markdown table, the targets of issue 3, JSON and the bar chart.
+
+Example:
+    >>> from reporting import markdown_table
+    >>> print(markdown_table([]))  # doctest: +ELLIPSIS
+    | workload ...
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Dict, List, Optional
+
+
+def markdown_table(rows: List[Dict]) -> str:
+    """One line per (workload, dtype, contestant): images/s, MPixel/s, spread, ratio to ours, fraction of limit."""
+    head = ("| workload | dtype | contestant | images/s | MPixel/s | spread | x ours fwd | of mem. limit |\n"
+            "| --- | --- | --- | ---: | ---: | ---: | ---: | ---: |")
+    lines = [head]
+    for r in rows:
+        if r["status"] != "ok":
+            lines.append(f"| {r['workload']} | {r['dtype']} | {r['contestant']} | skipped: {r['reason']} | | | | |")
+            continue
+        ratio = f"{r['ratio_to_ours']:.2f}" if r.get("ratio_to_ours") is not None else ""
+        lines.append(f"| {r['workload']} | {r['dtype']} | {r['contestant']} | {r['images_per_s']:,.0f} | "
+                     f"{r['mpix_per_s']:,.1f} | {100 * r['spread']:.0f}% | {ratio} | "
+                     f"{100 * r['fraction_of_limit']:.1f}% |")
+    return "\n".join(lines)
+
+
+def _find(rows: List[Dict], workload: str, dtype: str, name: str) -> Optional[Dict]:
+    for r in rows:
+        if r["workload"] == workload and r["dtype"] == dtype and r["contestant"] == name and r["status"] == "ok":
+            return r
+    return None
+
+
+def _best(rows: List[Dict], workload: str, dtype: str, prefix: str) -> Optional[Dict]:
+    cands = [r for r in rows if r["workload"] == workload and r["dtype"] == dtype and r["status"] == "ok"
+             and r["contestant"].startswith(prefix)]
+    return max(cands, key=lambda r: r["images_per_s"]) if cands else None
+
+
+def cpu_targets(rows: List[Dict], dtype: str = "float32") -> List[Dict]:
+    """The CPU targets of issue 3 evaluated on the measured rows (a target whose rows are missing is left out)."""
+    out = []
+
+    def add(name, value, goal, met):
+        out.append({"target": name, "measured": value, "goal": goal, "met": bool(met)})
+
+    for wl, factor in (("W1", 3.0), ("W2", 10.0)):
+        ours, cv = _find(rows, wl, dtype, "ours fwd"), _best(rows, wl, dtype, "OpenCV")
+        if ours and cv:
+            x = ours["images_per_s"] / cv["images_per_s"]
+            add(f"{wl} {dtype}: ours fwd / best OpenCV", f"{x:.2f}x", f">= {factor:g}x", x >= factor)
+    for wl in ("W1", "W2", "W3"):
+        ours = _find(rows, wl, dtype, "ours fwd")
+        if ours:
+            add(f"{wl} {dtype}: ours fwd, fraction of the memory-bound limit",
+                f"{100 * ours['fraction_of_limit']:.1f}%", ">= 50%", ours["fraction_of_limit"] >= 0.5)
+        fb = _find(rows, wl, dtype, "ours fwd+bwd ste")
+        if ours and fb:
+            x = fb["images_per_s"] / ours["images_per_s"]
+            add(f"{wl} {dtype}: fwd+bwd (ste) speed / fwd speed", f"{x:.2f}x", ">= 0.5x", x >= 0.5)
+        multi = _find(rows, wl, dtype, "ours multi K=5")
+        if ours and multi:
+            x = ours["images_per_s"] / multi["images_per_s"]
+            add(f"{wl} {dtype}: multi K=5 time / one level", f"{x:.2f}x", "<= 2.5x", x <= 2.5)
+    return out
+
+
+def targets_table(targets: List[Dict]) -> str:
+    lines = ["| target | measured | goal | met |", "| --- | ---: | ---: | --- |"]
+    lines += [f"| {t['target']} | {t['measured']} | {t['goal']} | {'yes' if t['met'] else 'NO'} |" for t in targets]
+    return "\n".join(lines)
+
+
+def write_json(path: str, payload: Dict) -> None:
+    with open(path, "w") as f:
+        json.dump(payload, f, indent=1)
+        f.write("\n")
+
+
+def bar_chart(rows: List[Dict], path: str, title: str) -> None:
+    """Horizontal bars of MPixel/s (log scale), one panel per workload, float32 and uint8 side by side."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    ok = [r for r in rows if r["status"] == "ok"]
+    workloads = sorted({r["workload"] for r in ok})
+    names = list(dict.fromkeys(r["contestant"] for r in ok))
+    if not workloads:
+        return
+    fig, axes = plt.subplots(1, len(workloads), figsize=(5 * len(workloads), 0.35 * len(names) + 1.8),
+                             sharey=True, squeeze=False)
+    for ax, wl in zip(axes[0], workloads):
+        for j, (dtype, colour) in enumerate((("float32", "tab:blue"), ("uint8", "tab:orange"))):
+            vals = []
+            for name in names:
+                r = _find(ok, wl, dtype, name)
+                vals.append(r["mpix_per_s"] if r else 0.0)
+            ys = [i + (0.2 if j else -0.2) for i in range(len(names))]
+            ax.barh(ys, vals, height=0.4, color=colour, label=dtype)
+        ax.set_xscale("log")
+        ax.set_title(wl)
+        ax.set_xlabel("MPixel/s (log)")
+        ax.grid(axis="x", alpha=0.3)
+    axes[0][0].set_yticks(range(len(names)))
+    axes[0][0].set_yticklabels(names)
+    axes[0][0].invert_yaxis()
+    axes[0][-1].legend(loc="lower right")
+    fig.suptitle(title)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
