@@ -108,11 +108,12 @@ void run_backward(const std::string& device_type, const RoundtripParams& p) {
 }
 
 // Replays the CUDA kernels' grid-stride loop on the host: how often each item would be visited.
-std::vector<int32_t> cuda_grid_visits(int64_t items) {
+std::vector<int32_t> cuda_grid_visits(int64_t items, int64_t max_blocks) {
   require(items >= 0 && items <= (int64_t(1) << 26), "items out of range for the replay");
+  require(max_blocks >= 1, "max_blocks must be >= 1");
   std::vector<int32_t> visits(size_t(items), 0);
   if (items == 0) return visits;
-  const nnjpeg::LaunchConfig c = nnjpeg::launch_config(items);
+  const nnjpeg::LaunchConfig c = nnjpeg::launch_config(items, max_blocks);
   const int64_t stride = nnjpeg::grid_item_stride(c.blocks, c.threads);
   for (int64_t block = 0; block < c.blocks; ++block)
     for (int64_t thread = 0; thread < c.threads; ++thread)
@@ -160,6 +161,6 @@ PYBIND11_MODULE(_C, m) {
       py::arg("shape"), py::arg("levels"), py::arg("in_strides"), py::arg("grad_out_strides"),
       py::arg("grad_in_strides"), py::arg("table_strides"), py::arg("dtype"), py::arg("color"), py::arg("rounding"),
       py::arg("num_threads"), py::arg("device"), py::arg("stream"));
-  m.def("cuda_grid_visits", &cuda_grid_visits, py::arg("items"),
+  m.def("cuda_grid_visits", &cuda_grid_visits, py::arg("items"), py::arg("max_blocks") = nnjpeg::kMaxGridBlocks,
         "Host replay of the CUDA grid-stride loop: visits per item (each must be 1).");
 }

@@ -15,6 +15,13 @@ def test_cuda_grid_visits_every_block_exactly_once(items):
     assert all(v == 1 for v in visits)
 
 
+@pytest.mark.parametrize("items,max_blocks", [(1000, 1), (1000, 3), (129 * 7 + 5, 7), (50000, 64)])
+def test_cuda_grid_stride_loop_covers_items_beyond_one_sweep(items, max_blocks):
+    # A capped grid makes each thread loop over several items: the path large batches take on a GPU.
+    visits = _C.cuda_grid_visits(items, max_blocks=max_blocks)
+    assert len(visits) == items and all(v == 1 for v in visits)
+
+
 def test_cuda_built_reports_the_build():
     assert isinstance(nj.cuda_built(), bool)
 

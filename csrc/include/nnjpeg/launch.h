@@ -16,11 +16,13 @@ struct LaunchConfig {
 constexpr int kThreadsPerBlock = 128;
 constexpr int64_t kMaxGridBlocks = 1 << 20;  // grid-stride loop beyond this
 
-inline LaunchConfig launch_config(int64_t items) {
+// max_blocks caps the grid (the kernels use kMaxGridBlocks; the host replay passes small caps to exercise
+// the grid-stride path).
+inline LaunchConfig launch_config(int64_t items, int64_t max_blocks = kMaxGridBlocks) {
   LaunchConfig c;
   c.threads = kThreadsPerBlock;
   int64_t blocks = (items + c.threads - 1) / c.threads;
-  c.blocks = blocks < 1 ? 1 : (blocks > kMaxGridBlocks ? kMaxGridBlocks : blocks);
+  c.blocks = blocks < 1 ? 1 : (blocks > max_blocks ? max_blocks : blocks);
   return c;
 }
 
