@@ -7,11 +7,11 @@ Example:
     >>> defended = torch.nn.Sequential(nnjpeg_cuda.JPEG(quality=50), torch.nn.Identity())
 """
 
-from . import ops, reference, tables
+from . import arrays, ops, reference, tables
 from ._kernel import cuda_built, extension_available
 from ._version import __version__
 from .codec import roundtrip, roundtrip_multi
 from .transforms import JPEG, RandomJPEG
 
-__all__ = ["roundtrip", "roundtrip_multi", "JPEG", "RandomJPEG", "tables", "reference", "ops", "cuda_built",
-           "extension_available", "__version__"]
+__all__ = ["roundtrip", "roundtrip_multi", "JPEG", "RandomJPEG", "tables", "reference", "ops", "arrays",
+           "cuda_built", "extension_available", "__version__"]
