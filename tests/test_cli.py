@@ -224,3 +224,34 @@ def test_subprocess_entry_point(photo_dir, tmp_path):
     assert "broken.jpg" in proc.stderr and "compressed 1 of 2" in proc.stdout
     np.testing.assert_array_equal(_read(out / "chelsea.png"),
                                   nnjpeg_cuda.roundtrip(_read(photo_dir / "chelsea.png"), quality=50, layout="HWC"))
+
+
+def test_compress_recursive_keeps_sub_folders(photo_dir, tmp_path, capsys):
+    sub = photo_dir / "more" / "deeper"
+    sub.mkdir(parents=True)
+    (photo_dir / "chelsea.png").rename(sub / "chelsea.png")
+    out = tmp_path / "out"
+    assert main(["compress", str(photo_dir), "-o", str(out), "--quiet"]) == 0  # top level only
+    assert not (out / "more").exists() and len(list(out.glob("*.png"))) == 4
+    assert main(["compress", str(photo_dir), "-r", "-o", str(out), "--quiet"]) == 0
+    assert (out / "more" / "deeper" / "chelsea.png").is_file()
+    (tmp_path / "only_sub").mkdir()
+    (tmp_path / "only_sub" / "inner").mkdir()
+    (sub / "chelsea.png").rename(tmp_path / "only_sub" / "inner" / "chelsea.png")
+    assert main(["compress", str(tmp_path / "only_sub"), "-o", str(out)]) == 2
+    assert "use --recursive" in capsys.readouterr().err
+
+
+def test_tables_design_from_npz(photos, tmp_path, capsys):
+    if not hasattr(tables, "design"):
+        pytest.skip("tables.design is not available in this version")
+    x = np.stack([im[:64, :64] for im in photos.values()])  # (N, H, W, 3) uint8, like the CIFAR-10 files
+    np.savez(tmp_path / "images.npz", x=x, y=np.arange(len(x)))
+    assert main(["tables", "--design", "two_band", "--images", str(tmp_path / "images.npz"), "--limit", "2",
+                 "-q", "50", "--json"]) == 0
+    [entry] = json.loads(capsys.readouterr().out)
+    designed = tables.design(tables.analyze(torch.from_numpy(x[:2]).permute(0, 3, 1, 2)), method="two_band")
+    assert [entry["luma"], entry["chroma"]] == tables.scale(designed, 50).tolist()
+    np.save(tmp_path / "gray.npy", x[..., 0])
+    assert main(["tables", "--design", "deepn", "--images", str(tmp_path / "gray.npy")]) == 2
+    assert "(N, H, W, 3)" in capsys.readouterr().err
