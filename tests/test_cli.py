@@ -255,3 +255,25 @@ def test_tables_design_from_npz(photos, tmp_path, capsys):
     np.save(tmp_path / "gray.npy", x[..., 0])
     assert main(["tables", "--design", "deepn", "--images", str(tmp_path / "gray.npy")]) == 2
     assert "(N, H, W, 3)" in capsys.readouterr().err
+
+
+def test_compress_16_bit_gray_is_scaled_not_clipped(tmp_path):
+    from skimage import data
+
+    gray8 = data.camera()[::4, ::4]
+    Image.fromarray(gray8.astype(np.uint16) * 257).save(tmp_path / "deep.png")  # 16-bit PNG, same picture
+    Image.fromarray(gray8).save(tmp_path / "flat.png")
+    assert Image.open(tmp_path / "deep.png").mode.startswith("I")
+    assert main(["compress", str(tmp_path / "deep.png"), str(tmp_path / "flat.png"), "-o", str(tmp_path / "o"),
+                 "--quiet"]) == 0
+    np.testing.assert_array_equal(_read(tmp_path / "o" / "deep.png"), _read(tmp_path / "o" / "flat.png"))
+
+
+@pytest.mark.cuda
+def test_compress_on_cuda_matches_torch_cuda(photo_dir, tmp_path):
+    if not nnjpeg_cuda.cuda_built():
+        pytest.skip("the CUDA kernels are not built")
+    src = photo_dir / "chelsea.png"
+    assert main(["compress", str(src), "--device", "cuda", "-q", "30", "-o", str(tmp_path), "--quiet"]) == 0
+    expected = nnjpeg_cuda.roundtrip(torch.from_numpy(_read(src)).cuda(), quality=30, layout="HWC").cpu().numpy()
+    np.testing.assert_array_equal(_read(tmp_path / "chelsea.png"), expected)

@@ -72,7 +72,8 @@ def read_image(path: Path) -> Tuple[np.ndarray, Optional[np.ndarray]]:
 
     Returns:
         (pixels, alpha): pixels (H, W) for gray images (modes 1, L, LA, I, I;16, F) and (H, W, 3) for the
-        rest; alpha (H, W) uint8 or None. 16-bit and float images are converted to 8 bits by Pillow.
+        rest; alpha (H, W) uint8 or None. 16-bit gray is scaled to 8 bits (x / 257, rounded); float gray
+        in [0, 1] is scaled by 255.
     """
     image_module = pillow()
     try:
@@ -81,10 +82,26 @@ def read_image(path: Path) -> Tuple[np.ndarray, Optional[np.ndarray]]:
             has_alpha = im.mode in ("RGBA", "LA", "PA") or (im.mode == "P" and "transparency" in im.info)
             gray = im.mode in ("1", "L", "LA", "I", "I;16", "I;16B", "I;16L", "F")
             alpha = np.array(im.convert("RGBA").getchannel("A")) if has_alpha else None
-            pixels = np.array(im.convert("L" if gray else "RGB"))  # a writable copy, as torch prefers
+            if im.mode.startswith("I") or im.mode == "F":
+                pixels = _high_depth_to_uint8(np.array(im), im.mode)
+            else:
+                pixels = np.array(im.convert("L" if gray else "RGB"))  # a writable copy, as torch prefers
     except (OSError, SyntaxError, ValueError, image_module.DecompressionBombError) as exc:
         raise UnreadableImage(f"cannot read image {path}: {exc}") from exc
     return pixels, alpha
+
+
+def _high_depth_to_uint8(values: np.ndarray, mode: str) -> np.ndarray:
+    """16-bit, 32-bit integer and float gray images to 0..255 (Pillow's own conversion clips, not scales)."""
+    if mode == "F":
+        v = values.astype(np.float64)
+        finite_max = float(np.nanmax(v)) if v.size else 0.0
+        v = v * 255 if finite_max <= 1.0 else v  # float images in [0, 1], else taken as 0..255
+        return np.clip(np.nan_to_num(np.rint(v)), 0, 255).astype(np.uint8)
+    v = values.astype(np.int64)
+    if mode.startswith("I;16") or (v.size and v.max() > 255):
+        v = (v + 128) // 257  # 0..65535 -> 0..255, rounded
+    return np.clip(v, 0, 255).astype(np.uint8)
 
 
 def write_png(path: Path, pixels: np.ndarray, alpha: Optional[np.ndarray] = None) -> None:
