@@ -175,9 +175,28 @@ def level_tables(qualities: Union[Sequence[int], torch.Tensor], table: TableLike
     if isinstance(qualities, torch.Tensor):
         if qualities.dim() not in (1, 2) or qualities.shape[0] == 0:
             raise ValueError(f"qualities must have shape (K,) or (K, N) with K >= 1, got {tuple(qualities.shape)}")
-        per_level = [qualities[k] if qualities.dim() == 2 else int(qualities[k]) for k in range(qualities.shape[0])]
+        # Entries stay tensors (0-dim for a (K,) tensor) so quality_scale_factor rejects bool or fractional values.
+        per_level = [qualities[k] for k in range(qualities.shape[0])]
     else:
         per_level = list(qualities)
         if not per_level:
             raise ValueError("qualities must hold at least one level")
     return torch.stack([image_tables(q, table, n, device) for q in per_level])
+
+
+# The table designer and the data-driven presets ("nn": shipped NN-favoured table, "fd": two-band table).
+from .table_design import BandStats, analyze, band_sensitivity, design, fd_table, load_table_file  # noqa: E402
+
+_NN_CACHE: list = []
+
+
+def _nn_table() -> torch.Tensor:
+    """The shipped NN-favoured table (``presets/nn_table.json``, see ``scripts/make_nn_table.py``), read once."""
+    if not _NN_CACHE:
+        _NN_CACHE.append(load_table_file())
+    return _NN_CACHE[0].clone()
+
+
+register_preset("nn", _nn_table)
+register_preset("fd", fd_table)
+__all__ += ["analyze", "design", "band_sensitivity", "BandStats", "fd_table", "load_table_file"]
