@@ -34,6 +34,16 @@ def quality_arg(text: str) -> int:
     return q
 
 
+def _positive_int(text: str) -> int:
+    try:
+        n = int(text)
+    except ValueError:
+        n = 0
+    if n < 1:
+        raise argparse.ArgumentTypeError(f"expected a whole number >= 1, got {text!r}")
+    return n
+
+
 def _read_table_file(path: Path) -> torch.Tensor:
     from .. import tables
 
@@ -85,7 +95,7 @@ def register(subparsers) -> None:
                    help=f"design a table from --images with tables.design: {', '.join(DESIGN_METHODS)}")
     p.add_argument("--images", metavar="PATH",
                    help="images for --design: a folder (any format Pillow reads) or a .npz/.npy array (N, H, W, 3)")
-    p.add_argument("--limit", type=int, default=None, metavar="N", help="use at most N images for --design")
+    p.add_argument("--limit", type=_positive_int, default=None, metavar="N", help="use at most N images for --design")
     p.add_argument("--save", metavar="FILE.json", help="write the designed table as JSON (usable as TABLE)")
     p.set_defaults(func=run)
 
