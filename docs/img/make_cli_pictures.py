@@ -2,7 +2,7 @@
 
 - ``compare_chelsea.png``: ``nnjpeg-cuda compress chelsea.png -q 90 30 10 --compare`` on a crop of
   scikit-image's ``chelsea`` photo.
-- ``tables_standard_fd.png``: ``nnjpeg-cuda tables standard fd -q 50 --plot``.
+- ``tables_presets.png``: ``nnjpeg-cuda tables standard nn fd -q 50 --plot`` (the three presets).
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ def run() -> None:
         Image.fromarray(data.chelsea()[40:232, 60:316]).save(src)  # 192 x 256: the cat's face
         assert main(["compress", str(src), "-q", "90", "30", "10", "--compare", "-o", tmp, "--quiet"]) == 0
         shutil.copy(Path(tmp) / "chelsea_compare.png", HERE / "compare_chelsea.png")
-    assert main(["tables", "standard", "fd", "-q", "50", "--plot", str(HERE / "tables_standard_fd.png")]) == 0
+    assert main(["tables", "standard", "nn", "fd", "-q", "50", "--plot", str(HERE / "tables_presets.png")]) == 0
 
 
 if __name__ == "__main__":
