@@ -7,7 +7,7 @@ variable; the library never assumes a path.
 Example:
     >>> from nnjpeg_cuda import datasets
     >>> x, y = datasets.load_cifar10("test")          # doctest: +SKIP
-    >>> x.shape, x.dtype, y.shape
+    >>> x.shape, x.dtype, y.shape                      # doctest: +SKIP
     (torch.Size([10000, 3, 32, 32]), torch.uint8, torch.Size([10000]))
 """
 

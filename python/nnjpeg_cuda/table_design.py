@@ -135,8 +135,11 @@ def analyze(images: Union[Tensor, Iterable], batch_size: int = 1024, color: str 
     else:
         raise TypeError(f"images must be a tensor or an iterable of batches, got {type(images).__name__}")
     if progress:
-        from tqdm.auto import tqdm
-        batches = tqdm(batches, desc="analyze", unit="batch")
+        try:
+            from tqdm.auto import tqdm
+            batches = tqdm(batches, desc="analyze", unit="batch")
+        except ImportError:  # tqdm is optional
+            pass
     n = 0
     mean = torch.zeros(3, 8, 8, dtype=torch.float64)
     m2 = torch.zeros(3, 8, 8, dtype=torch.float64)
@@ -192,8 +195,11 @@ def band_sensitivity(model: torch.nn.Module, images: Union[Tensor, Iterable], la
     else:
         batches = images
     if progress:
-        from tqdm.auto import tqdm
-        batches = tqdm(batches, desc=f"sensitivity ({method})", unit="batch")
+        try:
+            from tqdm.auto import tqdm
+            batches = tqdm(batches, desc=f"sensitivity ({method})", unit="batch")
+        except ImportError:  # tqdm is optional
+            pass
     was_training = model.training
     model.eval()
     param = next(model.parameters(), None)

@@ -224,8 +224,11 @@ def finetune(model: nn.Module, train_data, quality: int, table: tables.TableLike
     stop = total_steps if max_steps is None else min(total_steps, max_steps)
     bar = None
     if progress and rank == 0:
-        from tqdm.auto import tqdm
-        bar = tqdm(total=total_steps, initial=step, desc=desc or f"finetune q={quality}", unit="step")
+        try:
+            from tqdm.auto import tqdm
+        except ImportError:  # tqdm is optional: no bar without it
+            tqdm = None
+        bar = tqdm and tqdm(total=total_steps, initial=step, desc=desc or f"finetune q={quality}", unit="step")
     log_f = open(out / LOG_NAME, "a", newline="") if out and rank == 0 else None
     log_w = csv.DictWriter(log_f, LOG_FIELDS) if log_f else None
     train_model.train()
