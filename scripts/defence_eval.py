@@ -38,6 +38,29 @@ def logits_of(model, x, quality=None, table="standard", batch=500, desc=""):
     return torch.cat(out)
 
 
+def compression_stats(x, levels):
+    """How hard each table compresses: PSNR of the round trip and the fraction of non-zero quantized
+    DCT coefficients (a bit-rate proxy), per table and level, on uint8 images x."""
+    from nnjpeg_cuda import tables
+    from nnjpeg_cuda.table_design import dct_coefficients
+
+    coef = dct_coefficients(x)  # (N, 3, bh, bw, 8, 8) float64
+    out = {}
+    for t in ("standard", "nn"):
+        base = tables.get_base(t).double()
+        rows = {"psnr_db": [], "nonzero_percent": []}
+        for q in levels:
+            steps = tables.scale(base, q).double()
+            per_plane = torch.stack([steps[0], steps[1], steps[1]]).view(1, 3, 1, 1, 8, 8)
+            nz = (torch.round(coef / per_plane) != 0).double().mean().item()
+            y = nnjpeg_cuda.roundtrip(x.float() / 255, quality=q, table=t)
+            mse = ((y.double() - x.double() / 255) ** 2).mean().item()
+            rows["psnr_db"].append(round(10 * torch.log10(torch.tensor(1.0 / mse)).item(), 2))
+            rows["nonzero_percent"].append(round(100 * nz, 2))
+        out[t] = rows
+    return out
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--run", default="runs/defence_r20", help="folder written by nnjpeg-cuda finetune")
@@ -60,6 +83,8 @@ def main(argv=None) -> int:
     for t in ("standard", "nn"):
         res["base_jpeg"][t] = [acc(logits_of(base, x, q, t, desc=f"base {t} q{q}")) for q in levels]
         print(t, res["base_jpeg"][t], flush=True)
+    res["compression"] = compression_stats(x[:2000], levels)
+    print(json.dumps(res["compression"]), flush=True)
     member_logits = torch.stack([logits_of(m, x, q, ens.base_table, desc=f"member q{q}")
                                  for m, q in zip(ens.members, levels)])
     res["members"] = [acc(lg) for lg in member_logits]
