@@ -91,7 +91,10 @@ def test_wheel_installs_and_runs_in_fresh_venv(wheel, tmp_path):
     # torch and numpy (and their dependencies) from this environment, as plain path entries.
     deps = {str(Path(m.__file__).resolve().parents[1]) for m in (torch, numpy)} | {sysconfig.get_path("purelib")}
     (purelib / "host_deps.pth").write_text("\n".join(sorted(deps)) + "\n")
-    _run([sys.executable, "-m", "pip", "--python", py, "install", "--no-deps", "--no-index", wheel])
+    # --ignore-installed: where this environment holds a regular (non-editable) install, as in CI, the path
+    # entry above makes pip think the package is already there and skip the wheel.
+    _run([sys.executable, "-m", "pip", "--python", py, "install", "--no-deps", "--no-index", "--ignore-installed",
+          wheel])
     script = (
         "import importlib.metadata as md, json, torch, nnjpeg_cuda\n"
         "x = torch.rand(2, 3, 20, 28, dtype=torch.float64, generator=torch.Generator().manual_seed(0))\n"
