@@ -161,6 +161,16 @@ PYBIND11_MODULE(_C, m) {
       py::arg("shape"), py::arg("levels"), py::arg("in_strides"), py::arg("grad_out_strides"),
       py::arg("grad_in_strides"), py::arg("table_strides"), py::arg("dtype"), py::arg("color"), py::arg("rounding"),
       py::arg("num_threads"), py::arg("device"), py::arg("stream"));
+  m.def("cpu_isa", &nnjpeg::cpu::isa_in_use,
+        "The CPU code path in use: 'scalar', 'generic', 'avx2' or 'avx512'.");
+  m.def("cpu_isas", &nnjpeg::cpu::supported_isas, "CPU code paths this build and processor can run.");
+  m.def(
+      "set_cpu_isa",
+      [](const std::string& name) {
+        require(nnjpeg::cpu::select_isa(name), "unknown or unsupported CPU code path '" + name +
+                                                "' (see cpu_isas(); 'auto' picks the best)");
+      },
+      py::arg("name"), "Select the CPU code path ('auto' = best supported; also env NNJPEG_CPU_ISA).");
   m.def("cuda_grid_visits", &cuda_grid_visits, py::arg("items"), py::arg("max_blocks") = nnjpeg::kMaxGridBlocks,
         "Host replay of the CUDA grid-stride loop: visits per item (each must be 1).");
 }

@@ -1,16 +1,62 @@
-// CPU kernel: the block pipelines of roundtrip_block.h over all blocks, on worker threads.
+// CPU kernel: the block pipelines of roundtrip_block.h over all blocks, on worker threads. 4:4:4 forward
+// (uint8/float32) and backward (float32) run on the SIMD path (simd_kernels.h) chosen at run time; the
+// rest, and the "scalar" choice, run the shared block functions one block per work item.
 #include <type_traits>
 
+#include "cpu_isa.h"
 #include "nnjpeg/dispatch.h"
 #include "nnjpeg/kernels.h"
 #include "nnjpeg/roundtrip_block.h"
 #include "parallel.h"
+#include "simd_kernels.h"
 
 namespace nnjpeg {
 namespace cpu {
+namespace {
+
+using GroupFn = void (*)(const RoundtripParams&, const GroupLayout&, int64_t, int64_t);
+
+struct SimdPath {
+  int lanes;
+  GroupFn forward, backward;
+};
+
+// The SIMD path of the current ISA; lanes = 0 for the scalar path.
+SimdPath simd_path() {
+  switch (current_isa()) {
+    case Isa::kAvx512: return {avx512::lanes(), avx512::forward_444, avx512::backward_444};
+    case Isa::kAvx2: return {avx2::lanes(), avx2::forward_444, avx2::backward_444};
+    case Isa::kGeneric: return {generic::lanes(), generic::forward_444, generic::backward_444};
+    default: return {0, nullptr, nullptr};
+  }
+}
+
+// Runs the SIMD path for 4:4:4 (forward: uint8/float32, backward: float32); false when the scalar path
+// must run instead.
+bool simd_444(const RoundtripParams& p, const Geometry& g, bool backward) {
+  const bool dtype_ok = backward ? p.dtype == kFloat32 : (p.dtype == kFloat32 || p.dtype == kUInt8);
+  const SimdPath path = simd_path();
+  if (!dtype_ok || uses_420(p) || path.lanes == 0) return false;
+  GroupLayout l;
+  l.blocks_x = g.blocks_x;
+  l.blocks_per_image = g.blocks_y * g.blocks_x;
+  l.groups_per_image = (l.blocks_per_image + path.lanes - 1) / path.lanes;
+  const GroupFn run = backward ? path.backward : path.forward;
+  // Work items of a few groups each; each group is computed by one thread, independently, so results do
+  // not depend on the thread count.
+  const int64_t groups = p.n * l.groups_per_image, per_item = 2;
+  parallel_for((groups + per_item - 1) / per_item, p.num_threads, [&](int64_t item) {
+    const int64_t begin = item * per_item, end = begin + per_item < groups ? begin + per_item : groups;
+    run(p, l, begin, end);
+  });
+  return true;
+}
+
+}  // namespace
 
 void roundtrip_forward(const RoundtripParams& p) {
   const Geometry g = geometry(p);
+  if (simd_444(p, g, false)) return;
   dispatch_dtype(p.dtype, [&](auto io, auto compute) {
     using IO = decltype(io);
     using T = decltype(compute);
@@ -31,6 +77,7 @@ void roundtrip_forward(const RoundtripParams& p) {
 
 void roundtrip_backward(const RoundtripParams& p) {
   const Geometry g = geometry(p);
+  if (simd_444(p, g, true)) return;
   dispatch_dtype(p.dtype, [&](auto io, auto compute) {
     using IO = decltype(io);
     using T = decltype(compute);

@@ -2,6 +2,7 @@
 #pragma once
 
 #include <string>
+#include <vector>
 
 #include "params.h"
 
@@ -11,6 +12,11 @@ namespace cpu {
 void roundtrip_forward(const RoundtripParams& p);
 // Backward ("ste"/"smooth", 4:4:4 only) into p.grad_input.
 void roundtrip_backward(const RoundtripParams& p);
+// The CPU code path: "scalar" (the shared block math) or a SIMD path ("generic", "avx2", "avx512"),
+// chosen at run time (csrc/cpu/cpu_isa.h). Every path gives bitwise identical results.
+std::string isa_in_use();
+std::vector<std::string> supported_isas();
+bool select_isa(const std::string& name);  // "auto" = best supported; false if unknown or unsupported
 }  // namespace cpu
 
 namespace cuda {

@@ -16,32 +16,21 @@ NNJ_HD T sanitize_255(T v) {
   return v > T(0) ? (v < T(255) ? v : T(255)) : T(0);
 }
 
-template <typename IO>
-struct PixelIO;
+// Pixel value -> 0..255 scale in the compute type T (overloaded on the pixel type).
+template <typename T>
+NNJ_HD T load_255(uint8_t v) { return T(v); }
+template <typename T>
+NNJ_HD T load_255(float v) { return sanitize_255(T(v) * T(255)); }
+template <typename T>
+NNJ_HD T load_255(double v) { return sanitize_255(T(v) * T(255)); }
 
-template <>
-struct PixelIO<uint8_t> {
-  template <typename T>
-  NNJ_HD static T load(uint8_t v) { return T(v); }
-  template <typename T>
-  NNJ_HD static uint8_t store(T v255) { return uint8_t(round_half_even(sanitize_255(v255))); }
-};
-
-template <>
-struct PixelIO<float> {
-  template <typename T>
-  NNJ_HD static T load(float v) { return sanitize_255(T(v) * T(255)); }
-  template <typename T>
-  NNJ_HD static float store(T v255) { return float(sanitize_255(v255) / T(255)); }
-};
-
-template <>
-struct PixelIO<double> {
-  template <typename T>
-  NNJ_HD static T load(double v) { return sanitize_255(T(v) * T(255)); }
-  template <typename T>
-  NNJ_HD static double store(T v255) { return double(sanitize_255(v255) / T(255)); }
-};
+// 0..255 value in T -> pixel value (the pixel type is that of dst): clamped, uint8 rounded half to even.
+template <typename T>
+NNJ_HD void store_255(T v255, uint8_t& dst) { dst = uint8_t(round_half_even(sanitize_255(v255))); }
+template <typename T>
+NNJ_HD void store_255(T v255, float& dst) { dst = float(sanitize_255(v255) / T(255)); }
+template <typename T>
+NNJ_HD void store_255(T v255, double& dst) { dst = double(sanitize_255(v255) / T(255)); }
 
 // Offset of element (n, ch, y, x) with the given strides.
 NNJ_HD int64_t offset4(const int64_t* s, int64_t n, int64_t ch, int64_t y, int64_t x) {
@@ -59,14 +48,14 @@ NNJ_HD T load_pixel(const RoundtripParams& p, int64_t n, int64_t ch, int64_t y, 
   y = y < p.h ? y : p.h - 1;
   x = x < p.w ? x : p.w - 1;
   const IO* in = static_cast<const IO*>(p.input);
-  return PixelIO<IO>::template load<T>(in[offset4(p.in_stride, n, ch, y, x)]);
+  return load_255<T>(in[offset4(p.in_stride, n, ch, y, x)]);
 }
 
 template <typename IO, typename T>
 NNJ_HD void store_pixel(const RoundtripParams& p, int64_t k, int64_t n, int64_t ch, int64_t y, int64_t x,
                         T v255) {
   IO* out = static_cast<IO*>(p.output);
-  out[offset5(p.out_stride, k, n, ch, y, x)] = PixelIO<IO>::template store<T>(v255);
+  store_255(v255, out[offset5(p.out_stride, k, n, ch, y, x)]);
 }
 
 }  // namespace nnjpeg

@@ -48,24 +48,55 @@ NNJ_HD void decode_block(const T* coef, const float* steps, int rounding, T* dst
   idct8x8(dst);
 }
 
-// Level-shifted components of block (by, bx): YCbCr for colour images, else the channels themselves.
+// Pixels of block (by, bx) on the 0..255 scale, edges replicated; channels beyond p.c are left alone.
 template <typename IO, typename T>
-NNJ_HD void load_components(const RoundtripParams& p, int64_t n, int64_t by, int64_t bx, T (*comp)[64]) {
-  const bool ycc = is_ycbcr(p);
+NNJ_HD void load_block_255(const RoundtripParams& p, int64_t n, int64_t by, int64_t bx, T (*px)[64]) {
   for (int i = 0; i < 64; ++i) {
     const int64_t y = by * 8 + i / 8, x = bx * 8 + i % 8;
+    for (int ch = 0; ch < p.c; ++ch) px[ch][i] = load_pixel<IO, T>(p, n, ch, y, x);
+  }
+}
+
+// ---- Value-level block math: no memory access beyond the arrays passed in. T is float, double, or
+// (CPU SIMD path, csrc/cpu/simd_impl.h) a vector whose lanes are independent blocks: the same operations
+// in the same order, so every lane is bitwise equal to the scalar result.
+
+// Pixels (0..255) -> level-shifted components (YCbCr for colour images, else the channels), then the DCT.
+template <typename T>
+NNJ_HD void encode_block(bool ycc, int channels, T (*c)[64]) {
+  for (int i = 0; i < 64; ++i) {
     if (ycc) {
-      const T r = load_pixel<IO, T>(p, n, 0, y, x);
-      const T g = load_pixel<IO, T>(p, n, 1, y, x);
-      const T b = load_pixel<IO, T>(p, n, 2, y, x);
-      rgb_to_ycbcr_shifted(r, g, b, comp[0][i], comp[1][i], comp[2][i]);
+      T y, cb, cr;
+      rgb_to_ycbcr_shifted(c[0][i], c[1][i], c[2][i], y, cb, cr);
+      c[0][i] = y;
+      c[1][i] = cb;
+      c[2][i] = cr;
     } else {
-      for (int ch = 0; ch < p.c; ++ch) comp[ch][i] = load_pixel<IO, T>(p, n, ch, y, x) - T(128);
+      for (int ch = 0; ch < channels; ++ch) c[ch][i] = c[ch][i] - T(128);
+    }
+  }
+  for (int ch = 0; ch < channels; ++ch) dct8x8(c[ch]);
+}
+
+// Coefficients -> decoded pixels on the 0..255 scale (not clamped) with one level's steps.
+template <typename T>
+NNJ_HD void decode_pixels(bool ycc, int channels, const T (*coef)[64], const float* luma, const float* chroma,
+                          int rounding, T (*px)[64]) {
+  for (int ch = 0; ch < channels; ++ch) decode_block(coef[ch], ycc && ch > 0 ? chroma : luma, rounding, px[ch]);
+  for (int i = 0; i < 64; ++i) {
+    if (ycc) {
+      T r, g, b;
+      ycbcr_shifted_to_rgb(px[0][i], px[1][i], px[2][i], r, g, b);
+      px[0][i] = r;
+      px[1][i] = g;
+      px[2][i] = b;
+    } else {
+      for (int ch = 0; ch < channels; ++ch) px[ch][i] = px[ch][i] + T(128);
     }
   }
 }
 
-// Decoded components -> pixels on the 0..255 scale (not clamped) at block position i.
+// Decoded components -> pixels on the 0..255 scale (not clamped) at one position.
 template <typename T>
 NNJ_HD void components_to_pixels(const RoundtripParams& p, T c0, T c1, T c2, T* px) {
   if (is_ycbcr(p)) {
@@ -77,25 +108,74 @@ NNJ_HD void components_to_pixels(const RoundtripParams& p, T c0, T c1, T c2, T* 
   }
 }
 
+// The gradient passes where the decoded pixel was not clamped to [0, 255].
+template <typename T>
+NNJ_HD T pass_unclamped(T px, T g) {
+  return px < T(0) || px > T(255) ? T(0) : g;
+}
+
+// One level of the backward: g holds the gradient wrt the decoded pixels (zero where clamped or in the
+// padding) and is clobbered; the gradient wrt the input pixels (0..255 scale) is added to acc.
+template <typename T>
+NNJ_HD void backward_level(bool ycc, int channels, const T (*coef)[64], const float* luma, const float* chroma,
+                           int rounding, T (*g)[64], T (*acc)[64]) {
+  if (ycc) {
+    for (int i = 0; i < 64; ++i) {
+      T gy, gcb, gcr;
+      ycbcr_to_rgb_adjoint(g[0][i], g[1][i], g[2][i], gy, gcb, gcr);
+      g[0][i] = gy;
+      g[1][i] = gcb;
+      g[2][i] = gcr;
+    }
+  }
+  for (int ch = 0; ch < channels; ++ch) {
+    const float* steps = ycc && ch > 0 ? chroma : luma;
+    dct8x8(g[ch]);  // adjoint of the inverse DCT
+    if (rounding == kSmoothRound)
+      for (int i = 0; i < 64; ++i) g[ch][i] = g[ch][i] * smooth_round_derivative(coef[ch][i], T(steps[i]));
+    idct8x8(g[ch]);  // adjoint of the forward DCT
+  }
+  for (int i = 0; i < 64; ++i) {
+    if (ycc) {
+      T gr, gg, gb;
+      rgb_to_ycbcr_adjoint(g[0][i], g[1][i], g[2][i], gr, gg, gb);
+      acc[0][i] = acc[0][i] + gr;
+      acc[1][i] = acc[1][i] + gg;
+      acc[2][i] = acc[2][i] + gb;
+    } else {
+      for (int ch = 0; ch < channels; ++ch) acc[ch][i] = acc[ch][i] + g[ch][i];
+    }
+  }
+}
+
+// Adjoint of the edge replication of block (by, bx): padding positions add their gradient to the edge
+// pixel they copy (in the same block), in increasing position order.
+template <typename T>
+NNJ_HD void fold_padding_adjoint(int channels, int64_t by, int64_t bx, int64_t h, int64_t w, T (*acc)[64]) {
+  for (int i = 0; i < 64; ++i) {
+    const int64_t y = by * 8 + i / 8, x = bx * 8 + i % 8;
+    if (y < h && x < w) continue;
+    const int64_t sy = y < h ? y : h - 1, sx = x < w ? x : w - 1;
+    const int src = int((sy - by * 8) * 8 + (sx - bx * 8));
+    for (int ch = 0; ch < channels; ++ch) acc[ch][src] = acc[ch][src] + acc[ch][i];
+  }
+}
+
 // Forward round trip of one 8x8 block at every level (4:4:4, grayscale, or plain RGB).
 template <typename IO, typename T>
 NNJ_HD void roundtrip_block_444(const RoundtripParams& p, BlockCoord b) {
   const int channels = int(p.c);
   const bool ycc = is_ycbcr(p);
   T coef[3][64];
-  load_components<IO, T>(p, b.n, b.by, b.bx, coef);
-  for (int ch = 0; ch < channels; ++ch) dct8x8(coef[ch]);
-
+  load_block_255<IO, T>(p, b.n, b.by, b.bx, coef);
+  encode_block(ycc, channels, coef);
   for (int64_t k = 0; k < p.levels; ++k) {
-    T dec[3][64];
-    for (int ch = 0; ch < channels; ++ch)
-      decode_block(coef[ch], table_for(p, k, b.n, ycc && ch > 0), p.rounding, dec[ch]);
+    T px[3][64];
+    decode_pixels(ycc, channels, coef, table_for(p, k, b.n, false), table_for(p, k, b.n, true), p.rounding, px);
     for (int i = 0; i < 64; ++i) {
       const int64_t y = b.by * 8 + i / 8, x = b.bx * 8 + i % 8;
       if (y >= p.h || x >= p.w) continue;  // padding: computed, never stored
-      T px[3];
-      components_to_pixels(p, dec[0][i], channels == 3 ? dec[1][i] : T(0), channels == 3 ? dec[2][i] : T(0), px);
-      for (int ch = 0; ch < channels; ++ch) store_pixel<IO, T>(p, k, b.n, ch, y, x, px[ch]);
+      for (int ch = 0; ch < channels; ++ch) store_pixel<IO, T>(p, k, b.n, ch, y, x, px[ch][i]);
     }
   }
 }
@@ -189,8 +269,8 @@ NNJ_HD void roundtrip_block_444_backward(const RoundtripParams& p, BlockCoord b)
   const int channels = int(p.c);
   const bool ycc = is_ycbcr(p);
   T coef[3][64];
-  load_components<IO, T>(p, b.n, b.by, b.bx, coef);
-  for (int ch = 0; ch < channels; ++ch) dct8x8(coef[ch]);
+  load_block_255<IO, T>(p, b.n, b.by, b.bx, coef);
+  encode_block(ycc, channels, coef);
 
   T acc[3][64];
   for (int ch = 0; ch < 3; ++ch)
@@ -198,53 +278,22 @@ NNJ_HD void roundtrip_block_444_backward(const RoundtripParams& p, BlockCoord b)
 
   const IO* gout = static_cast<const IO*>(p.grad_output);
   for (int64_t k = 0; k < p.levels; ++k) {
-    T dec[3][64], g[3][64];
-    for (int ch = 0; ch < channels; ++ch)
-      decode_block(coef[ch], table_for(p, k, b.n, ycc && ch > 0), p.rounding, dec[ch]);
+    const float* luma = table_for(p, k, b.n, false);
+    const float* chroma = table_for(p, k, b.n, true);
+    T px[3][64], g[3][64];
+    decode_pixels(ycc, channels, coef, luma, chroma, p.rounding, px);
     for (int i = 0; i < 64; ++i) {
       const int64_t y = b.by * 8 + i / 8, x = b.bx * 8 + i % 8;
       const bool inside = y < p.h && x < p.w;
-      T px[3], gp[3] = {T(0), T(0), T(0)};
-      components_to_pixels(p, dec[0][i], channels == 3 ? dec[1][i] : T(0), channels == 3 ? dec[2][i] : T(0), px);
-      for (int ch = 0; ch < channels; ++ch) {
-        const bool clamped = px[ch] < T(0) || px[ch] > T(255);
-        if (inside && !clamped) gp[ch] = T(gout[offset5(p.out_stride, k, b.n, ch, y, x)]);
-      }
-      if (ycc) {
-        ycbcr_to_rgb_adjoint(gp[0], gp[1], gp[2], g[0][i], g[1][i], g[2][i]);
-      } else {
-        for (int ch = 0; ch < channels; ++ch) g[ch][i] = gp[ch];
-      }
+      for (int ch = 0; ch < 3; ++ch) g[ch][i] = T(0);
+      for (int ch = 0; ch < channels; ++ch)
+        if (inside) g[ch][i] = pass_unclamped(px[ch][i], T(gout[offset5(p.out_stride, k, b.n, ch, y, x)]));
     }
-    for (int ch = 0; ch < channels; ++ch) {
-      const float* steps = table_for(p, k, b.n, ycc && ch > 0);
-      dct8x8(g[ch]);  // adjoint of the inverse DCT
-      if (p.rounding == kSmoothRound)
-        for (int i = 0; i < 64; ++i) g[ch][i] *= smooth_round_derivative(coef[ch][i], T(steps[i]));
-      idct8x8(g[ch]);  // adjoint of the forward DCT
-    }
-    for (int i = 0; i < 64; ++i) {
-      if (ycc) {
-        T gr, gg, gb;
-        rgb_to_ycbcr_adjoint(g[0][i], g[1][i], g[2][i], gr, gg, gb);
-        acc[0][i] += gr;
-        acc[1][i] += gg;
-        acc[2][i] += gb;
-      } else {
-        for (int ch = 0; ch < channels; ++ch) acc[ch][i] += g[ch][i];
-      }
-    }
+    backward_level(ycc, channels, coef, luma, chroma, p.rounding, g, acc);
   }
 
-  // Adjoint of the edge replication, then store the in-image positions.
+  fold_padding_adjoint(channels, b.by, b.bx, p.h, p.w, acc);
   IO* gin = static_cast<IO*>(p.grad_input);
-  for (int i = 0; i < 64; ++i) {
-    const int64_t y = b.by * 8 + i / 8, x = b.bx * 8 + i % 8;
-    if (y < p.h && x < p.w) continue;
-    const int64_t sy = y < p.h ? y : p.h - 1, sx = x < p.w ? x : p.w - 1;
-    const int src = int((sy - b.by * 8) * 8 + (sx - b.bx * 8));
-    for (int ch = 0; ch < channels; ++ch) acc[ch][src] += acc[ch][i];
-  }
   for (int i = 0; i < 64; ++i) {
     const int64_t y = b.by * 8 + i / 8, x = b.bx * 8 + i % 8;
     if (y >= p.h || x >= p.w) continue;

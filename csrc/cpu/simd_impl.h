@@ -1,0 +1,235 @@
+// The CPU SIMD path, compiled once per instruction set: simd_<isa>.cpp defines NNJPEG_PRIVATE_COPY and
+// NNJPEG_SIMD_ISA (and NNJPEG_SIMD_LANES, 8 or 16), then includes this file. Groups of up to kLanes blocks of one image run through the shared
+// value-level block math of roundtrip_block.h with T = Vec (one block per lane), so each lane is bitwise
+// equal to the scalar kernel. Blocks wholly inside the image load and store whole rows of 8 pixels and
+// transpose them into lanes; blocks at the bottom/right edge go through the scalar pixel accessors
+// (edge replication, padding never stored), lane by lane.
+#pragma once
+
+#ifndef NNJPEG_PRIVATE_COPY
+#error "simd_impl.h belongs to the ISA translation units (simd_*.cpp), which define NNJPEG_PRIVATE_COPY"
+#endif
+
+#include <math.h>
+#include <stdint.h>
+#include <string.h>
+#if defined(__AVX__) || defined(__AVX512F__)
+#include <immintrin.h>
+#endif
+
+#include "nnjpeg/roundtrip_block.h"
+#include "simd_kernels.h"
+
+namespace nnjpeg {
+namespace cpu {
+namespace NNJPEG_SIMD_ISA {
+namespace {
+
+#include "simd_vec.h"
+
+// The blocks of one group: lane j holds block (by[j], bx[j]) of image n; lanes past `count` repeat the
+// last block (computed, never stored).
+struct Group {
+  int64_t n, by[kLanes], bx[kLanes];
+  int count;
+  bool interior;  // every block lies wholly inside the image
+};
+
+Group make_group(const RoundtripParams& p, const GroupLayout& l, int64_t item) {
+  Group g;
+  g.n = item / l.groups_per_image;
+  const int64_t first = (item % l.groups_per_image) * kLanes;
+  const int64_t left = l.blocks_per_image - first;
+  g.count = int(left < kLanes ? left : kLanes);
+  g.interior = true;
+  for (int j = 0; j < kLanes; ++j) {
+    const int64_t b = first + (j < g.count ? j : g.count - 1);
+    g.by[j] = b / l.blocks_x;
+    g.bx[j] = b % l.blocks_x;
+    g.interior = g.interior && g.by[j] * 8 + 8 <= p.h && g.bx[j] * 8 + 8 <= p.w;
+  }
+  return g;
+}
+
+// Pixels of the group on the 0..255 scale (channels [0, p.c)).
+template <typename IO>
+void load_group(const RoundtripParams& p, const Group& g, Vec (*px)[64]) {
+  const IO* in = static_cast<const IO*>(p.input);
+  const int64_t* s = p.in_stride;
+  if (g.interior) {
+    for (int ch = 0; ch < p.c; ++ch) {
+      const IO* plane = in + g.n * s[0] + ch * s[1];
+      for (int r = 0; r < 8; ++r) {
+        v8f rows[kLanes];
+        for (int j = 0; j < kLanes; ++j) rows[j] = load_row(plane + (g.by[j] * 8 + r) * s[2] + g.bx[j] * 8 * s[3], s[3]);
+        rows_to_cols(rows, px[ch] + r * 8);
+        for (int c = 0; c < 8; ++c) px[ch][r * 8 + c] = from_pixel(px[ch][r * 8 + c], plane);
+      }
+    }
+    return;
+  }
+  for (int j = 0; j < kLanes; ++j) {
+    float lane[3][64];
+    load_block_255<IO, float>(p, g.n, g.by[j], g.bx[j], lane);
+    for (int ch = 0; ch < p.c; ++ch)
+      for (int i = 0; i < 64; ++i) px[ch][i].v[j] = lane[ch][i];
+  }
+}
+
+// Decoded pixels (0..255, not clamped) of level k -> the output, padding skipped.
+template <typename IO>
+void store_group(const RoundtripParams& p, const Group& g, int64_t k, Vec (*px)[64]) {
+  IO* out = static_cast<IO*>(p.output);
+  const int64_t* s = p.out_stride;
+  for (int ch = 0; ch < p.c; ++ch) {
+    IO* plane = out + k * s[0] + g.n * s[1] + ch * s[2];
+    for (int r = 0; r < 8; ++r) {
+      if (g.interior) {
+        Vec cols[8];
+        v8f rows[kLanes];
+        for (int c = 0; c < 8; ++c) cols[c] = to_pixel(px[ch][r * 8 + c], plane);
+        cols_to_rows(cols, rows);
+        for (int j = 0; j < g.count; ++j) store_row(rows[j], plane + (g.by[j] * 8 + r) * s[3] + g.bx[j] * 8 * s[4], s[4]);
+        continue;
+      }
+      for (int j = 0; j < g.count; ++j) {
+        const int64_t y = g.by[j] * 8 + r, x0 = g.bx[j] * 8;
+        if (y >= p.h) continue;
+        for (int c = 0; c < 8 && x0 + c < p.w; ++c) store_255(px[ch][r * 8 + c][j], plane[y * s[3] + (x0 + c) * s[4]]);
+      }
+    }
+  }
+}
+
+// Asks for the input rows of a group ahead of time (whole 8x8 blocks, a cache line per two blocks).
+template <typename IO>
+void prefetch_group(const RoundtripParams& p, const Group& g) {
+  if (!g.interior) return;
+  const IO* in = static_cast<const IO*>(p.input);
+  const int64_t* s = p.in_stride;
+  for (int ch = 0; ch < p.c; ++ch)
+    for (int r = 0; r < 8; ++r)
+      for (int j = 0; j < g.count; j += 64 / int(8 * sizeof(IO) * s[3]) > 0 ? 64 / int(8 * sizeof(IO) * s[3]) : 1)
+        __builtin_prefetch(in + g.n * s[0] + ch * s[1] + (g.by[j] * 8 + r) * s[2] + g.bx[j] * 8 * s[3]);
+  IO* out = static_cast<IO*>(p.output);
+  const int64_t* o = p.out_stride;
+  for (int64_t k = 0; k < p.levels; ++k)
+    for (int ch = 0; ch < p.c; ++ch)
+      for (int r = 0; r < 8; ++r)
+        for (int j = 0; j < g.count; j += 64 / int(8 * sizeof(IO) * o[4]) > 0 ? 64 / int(8 * sizeof(IO) * o[4]) : 1)
+          __builtin_prefetch(out + k * o[0] + g.n * o[1] + ch * o[2] + (g.by[j] * 8 + r) * o[3] + g.bx[j] * 8 * o[4], 1);
+}
+
+template <typename IO>
+void forward_group(const RoundtripParams& p, const Group& g) {
+  const int channels = int(p.c);
+  const bool ycc = is_ycbcr(p);
+  Vec coef[3][64];
+  load_group<IO>(p, g, coef);
+  encode_block(ycc, channels, coef);
+  for (int64_t k = 0; k < p.levels; ++k) {
+    Vec px[3][64];
+    decode_pixels(ycc, channels, coef, table_for(p, k, g.n, false), table_for(p, k, g.n, true), p.rounding, px);
+    store_group<IO>(p, g, k, px);
+  }
+}
+
+// Gradient wrt the decoded pixels of level k (zero in the padding), masked where the output was clamped.
+void load_grad_out(const RoundtripParams& p, const Group& g, int64_t k, Vec (*px)[64], Vec (*gr)[64]) {
+  const float* gout = static_cast<const float*>(p.grad_output);
+  const int64_t* s = p.out_stride;
+  for (int ch = 0; ch < 3; ++ch)
+    if (ch >= p.c)
+      for (int i = 0; i < 64; ++i) gr[ch][i] = Vec(0.0f);
+  for (int ch = 0; ch < p.c; ++ch) {
+    const float* plane = gout + k * s[0] + g.n * s[1] + ch * s[2];
+    if (g.interior) {
+      for (int r = 0; r < 8; ++r) {
+        v8f rows[kLanes];
+        for (int j = 0; j < kLanes; ++j) rows[j] = load_row(plane + (g.by[j] * 8 + r) * s[3] + g.bx[j] * 8 * s[4], s[4]);
+        rows_to_cols(rows, gr[ch] + r * 8);
+      }
+    } else {
+      for (int i = 0; i < 64; ++i) {
+        for (int j = 0; j < kLanes; ++j) {
+          const int64_t y = g.by[j] * 8 + i / 8, x = g.bx[j] * 8 + i % 8;
+          gr[ch][i].v[j] = y < p.h && x < p.w ? plane[y * s[3] + x * s[4]] : 0.0f;
+        }
+      }
+    }
+    for (int i = 0; i < 64; ++i) gr[ch][i] = pass_unclamped(px[ch][i], gr[ch][i]);
+  }
+}
+
+void store_grad_in(const RoundtripParams& p, const Group& g, Vec (*acc)[64]) {
+  float* gin = static_cast<float*>(p.grad_input);
+  const int64_t* s = p.grad_in_stride;
+  if (g.interior) {
+    for (int ch = 0; ch < p.c; ++ch) {
+      float* plane = gin + g.n * s[0] + ch * s[1];
+      for (int r = 0; r < 8; ++r) {
+        v8f rows[kLanes];
+        cols_to_rows(acc[ch] + r * 8, rows);
+        for (int j = 0; j < g.count; ++j) store_row(rows[j], plane + (g.by[j] * 8 + r) * s[2] + g.bx[j] * 8 * s[3], s[3]);
+      }
+    }
+    return;
+  }
+  for (int j = 0; j < g.count; ++j) {
+    float lane[3][64];
+    for (int ch = 0; ch < p.c; ++ch)
+      for (int i = 0; i < 64; ++i) lane[ch][i] = acc[ch][i][j];
+    fold_padding_adjoint(int(p.c), g.by[j], g.bx[j], p.h, p.w, lane);
+    for (int i = 0; i < 64; ++i) {
+      const int64_t y = g.by[j] * 8 + i / 8, x = g.bx[j] * 8 + i % 8;
+      if (y >= p.h || x >= p.w) continue;
+      for (int ch = 0; ch < p.c; ++ch) gin[offset4(s, g.n, ch, y, x)] = lane[ch][i];
+    }
+  }
+}
+
+template <typename IO>
+void backward_group(const RoundtripParams& p, const Group& g) {
+  const int channels = int(p.c);
+  const bool ycc = is_ycbcr(p);
+  Vec coef[3][64], acc[3][64];
+  load_group<IO>(p, g, coef);
+  encode_block(ycc, channels, coef);
+  for (int ch = 0; ch < 3; ++ch)
+    for (int i = 0; i < 64; ++i) acc[ch][i] = Vec(0.0f);
+  for (int64_t k = 0; k < p.levels; ++k) {
+    const float* luma = table_for(p, k, g.n, false);
+    const float* chroma = table_for(p, k, g.n, true);
+    Vec px[3][64], gr[3][64];
+    decode_pixels(ycc, channels, coef, luma, chroma, p.rounding, px);
+    load_grad_out(p, g, k, px, gr);
+    backward_level(ycc, channels, coef, luma, chroma, p.rounding, gr, acc);
+  }
+  store_grad_in(p, g, acc);
+}
+
+}  // namespace
+
+int lanes() { return kLanes; }
+
+void forward_444(const RoundtripParams& p, const GroupLayout& l, int64_t begin, int64_t end) {
+  const int64_t total = p.n * l.groups_per_image;
+  for (int64_t item = begin; item < end; ++item) {
+    const Group g = make_group(p, l, item);
+    if (p.dtype == kUInt8) {
+      if (item + 1 < total) prefetch_group<uint8_t>(p, make_group(p, l, item + 1));
+      forward_group<uint8_t>(p, g);
+    } else {
+      if (item + 1 < total) prefetch_group<float>(p, make_group(p, l, item + 1));
+      forward_group<float>(p, g);
+    }
+  }
+}
+
+void backward_444(const RoundtripParams& p, const GroupLayout& l, int64_t begin, int64_t end) {
+  for (int64_t item = begin; item < end; ++item) backward_group<float>(p, make_group(p, l, item));
+}
+
+}  // namespace NNJPEG_SIMD_ISA
+}  // namespace cpu
+}  // namespace nnjpeg

@@ -1,0 +1,35 @@
+// The CPU SIMD path: the 4:4:4 block pipelines of roundtrip_block.h run on groups of up to 8 (AVX-512: 16)
+// blocks of one image at once, one block per vector lane. Compiled once per instruction set (simd_generic.cpp,
+// simd_avx2.cpp, simd_avx512.cpp); roundtrip_cpu.cpp picks one at run time (cpu_isa.h).
+#pragma once
+
+#include <stdint.h>
+
+#include "nnjpeg/params.h"
+
+namespace nnjpeg {
+namespace cpu {
+
+// Groups of every image: blocks are numbered row-major within an image; group i of image n holds blocks
+// [L i, min(L i + L, blocks per image)) for L = lanes() of the ISA. Work item = n * groups_per_image + i.
+struct GroupLayout {
+  int64_t blocks_x, blocks_per_image, groups_per_image;
+};
+
+// Forward 4:4:4 (and grayscale / plain RGB), uint8 or float32, groups [begin, end).
+// Backward 4:4:4 ("ste"/"smooth"), float32, groups [begin, end).
+#define NNJPEG_DECLARE_SIMD_ISA(isa)                                                              \
+  namespace isa {                                                                                 \
+  int lanes();                                                                                    \
+  void forward_444(const RoundtripParams& p, const GroupLayout& l, int64_t begin, int64_t end);  \
+  void backward_444(const RoundtripParams& p, const GroupLayout& l, int64_t begin, int64_t end); \
+  }
+
+NNJPEG_DECLARE_SIMD_ISA(generic)
+NNJPEG_DECLARE_SIMD_ISA(avx2)
+NNJPEG_DECLARE_SIMD_ISA(avx512)
+
+#undef NNJPEG_DECLARE_SIMD_ISA
+
+}  // namespace cpu
+}  // namespace nnjpeg
