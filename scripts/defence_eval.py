@@ -90,6 +90,10 @@ def main(argv=None) -> int:
     res["members"] = [acc(lg) for lg in member_logits]
     res["ensemble_majority"] = acc(Ensemble.combine(member_logits, "majority"))
     res["ensemble_soft"] = acc(Ensemble.combine(member_logits, "soft"))
+    torch.save(member_logits, run / "test_member_logits.pt")  # for further analysis (ignored folder)
+    # each member left out in turn: does one weak level (e.g. the hardest) pull the vote down?
+    res["ensemble_majority_without"] = {str(q): acc(Ensemble.combine(
+        torch.cat([member_logits[:k], member_logits[k + 1:]]), "majority")) for k, q in enumerate(levels)}
     votes = member_logits.argmax(-1)
     top = torch.nn.functional.one_hot(votes, 10).sum(0).max(-1).values
     res["majority_tied_images"] = int(sum(
@@ -117,7 +121,8 @@ def plot(res, path: Path) -> None:
     ax.plot(lv, res["base_jpeg"]["nn"], "s-", label="base + JPEG, NN table")
     ax.plot(lv, res["members"], "^-", label="fine-tuned member (NN table)")
     ax.axhline(res["base_clean"], color="k", ls=":", label=f"base, no JPEG ({res['base_clean']:.2f}%)")
-    ax.axhline(res["ensemble_majority"], color="C3", ls="--", label=f"ensemble, majority ({res['ensemble_majority']:.2f}%)")
+    ax.axhline(res["ensemble_majority"], color="C3", ls="--",
+               label=f"ensemble, majority ({res['ensemble_majority']:.2f}%)")
     ax.set_xlabel("JPEG quality")
     ax.set_ylabel("clean test accuracy (%)")
     ax.set_title(f"ResNet-20, CIFAR-10 test ({res['test_images']} images)")

@@ -200,6 +200,8 @@ def test_cli_finetune_levels_and_resume(tmp_path, capsys):
     assert cli_main(args) == 0  # everything done: skips both levels
     assert "done already" in capsys.readouterr().out
     assert cli_main(["finetune", "--out", str(tmp_path / "o2"), "--data", str(tmp_path / "nope")]) == 2
+    assert cli_main(args + ["--table", "jpeg"]) == 2
+    assert "unknown table preset" in capsys.readouterr().err
 
 
 # ---------------------------------------------------------------- ensemble

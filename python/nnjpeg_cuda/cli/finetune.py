@@ -63,7 +63,7 @@ def register(subparsers) -> None:
 def run(args) -> int:
     import torch
 
-    from .. import datasets, models
+    from .. import datasets, models, tables
     from ..defence import Ensemble, finetune, load_member
 
     dist = "WORLD_SIZE" in os.environ and int(os.environ["WORLD_SIZE"]) > 1
@@ -80,6 +80,7 @@ def run(args) -> int:
     rank = torch.distributed.get_rank() if dist else 0
     try:
         try:
+            tables.get_base(args.table)
             x, y = datasets.load_cifar10("train", args.data)
             depth = int(args.arch[6:])
             weights = args.weights or models.weights_file(depth)
@@ -103,11 +104,15 @@ def run(args) -> int:
                 continue
             torch.manual_seed(args.seed)
             model = _start_model(depth, weights).to(device)
-            s = finetune(model, (x, y), quality=q, table=args.table, epochs=args.epochs, batch_size=args.batch_size,
-                         lr=args.lr, quality_spread=args.random_quality_spread, subsampling=args.subsampling,
-                         seed=args.seed, out_dir=level_dir, checkpoint_every=args.checkpoint_every,
-                         resume=args.resume, max_steps=args.max_steps, progress=not args.no_progress,
-                         desc=f"q={q}")
+            try:
+                s = finetune(model, (x, y), quality=q, table=args.table, epochs=args.epochs,
+                             batch_size=args.batch_size, lr=args.lr, quality_spread=args.random_quality_spread,
+                             subsampling=args.subsampling, seed=args.seed, out_dir=level_dir,
+                             checkpoint_every=args.checkpoint_every,
+                             resume=args.resume, max_steps=args.max_steps, progress=not args.no_progress,
+                             desc=f"q={q}")
+            except ValueError as exc:  # bad table/settings, or a checkpoint that does not fit (CheckpointError)
+                raise CommandError(str(exc)) from None
             summaries[q] = {k: v for k, v in s.items() if k != "history"}
             if not s["finished"]:
                 if rank == 0:

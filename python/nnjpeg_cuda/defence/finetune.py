@@ -112,7 +112,7 @@ def save_member(path: Union[str, os.PathLike], model: nn.Module, **meta) -> None
 
 
 def load_member(path: Union[str, os.PathLike], model: nn.Module) -> nn.Module:
-    """Load weights written by :func:`save_member` (or a training checkpoint) into ``model``; returns it in eval mode."""
+    """Load weights written by :func:`save_member` (or a training checkpoint) into ``model``, in eval mode."""
     obj = load_file(path)
     model.load_state_dict(obj["tensors"]["model"])
     return model.eval()
