@@ -317,3 +317,43 @@ def test_ensemble_torch_compile_fullgraph():
     torch.testing.assert_close(compiled(x), ens(x))
     compiled_inductor = torch.compile(ens)
     torch.testing.assert_close(compiled_inductor(x), ens(x), rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.slow
+def test_sigkill_mid_epoch_then_resume_matches_an_uninterrupted_run(tmp_path):
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    rng = np.random.default_rng(1)
+    np.savez(tmp_path / "cifar10_train.npz", x=rng.integers(0, 256, (48, 32, 32, 3), dtype=np.uint8),
+             y=rng.integers(0, 10, 48, dtype=np.uint8))
+    torch.save({"state_dict": cifar_resnet(20).net.state_dict()}, tmp_path / "w.th")
+
+    def cmd(out):
+        return [sys.executable, "-m", "nnjpeg_cuda", "finetune", "--weights", str(tmp_path / "w.th"),
+                "--data", str(tmp_path), "--levels", "40", "--out", str(out), "--batch-size", "8",
+                "--epochs", "3", "--checkpoint-every", "1", "--no-progress", "--device", "cpu"]
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    assert subprocess.run(cmd(tmp_path / "ref"), env=env, capture_output=True, timeout=300).returncode == 0
+
+    proc = subprocess.Popen(cmd(tmp_path / "run"), env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    log = tmp_path / "run" / "q40" / "log.csv"
+    deadline = time.time() + 120
+    while time.time() < deadline and proc.poll() is None:
+        if log.exists() and len(log.read_text().splitlines()) >= 1 + 8:  # past the first epoch (6 steps)
+            break
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert not (tmp_path / "run" / "q40" / "member.ckpt").exists(), "the run finished before the kill"
+    step_at_kill = load_file(tmp_path / "run" / "q40" / "last.ckpt")["meta"]["step"]
+    assert 0 < step_at_kill < 18
+    assert subprocess.run(cmd(tmp_path / "run"), env=env, capture_output=True, timeout=300).returncode == 0
+    ref = load_file(tmp_path / "ref" / "q40" / "member.ckpt")["tensors"]["model"]
+    got = load_file(tmp_path / "run" / "q40" / "member.ckpt")["tensors"]["model"]
+    for k in ref:
+        torch.testing.assert_close(got[k], ref[k], rtol=1e-5, atol=1e-6, msg=k)
+    with open(log) as f:
+        assert [int(r["step"]) for r in csv.DictReader(f)] == list(range(1, 19))
