@@ -1,6 +1,11 @@
 // CPU kernel: the block pipelines of roundtrip_block.h over all blocks, on worker threads. 4:4:4 forward
 // (uint8/float32) and backward (float32) run on the SIMD path (simd_kernels.h) chosen at run time; the
 // rest, and the "scalar" choice, run the shared block functions one block per work item.
+#include <stdint.h>
+#if defined(__linux__)
+#include <sys/mman.h>
+#endif
+
 #include <type_traits>
 
 #include "cpu_isa.h"
@@ -13,6 +18,29 @@
 namespace nnjpeg {
 namespace cpu {
 namespace {
+
+// Large outputs are usually fresh allocations whose pages the kernel touches first: ask Linux for huge
+// pages there (2 MiB instead of 4 KiB), which makes the first-touch page faults cheap. A hint only: the
+// contents and the result do not change.
+void advise_huge_pages(const void* base, const int64_t* strides, const int64_t* sizes, int dims, int64_t elem) {
+#if defined(__linux__) && defined(MADV_HUGEPAGE)
+  int64_t last = 0;
+  for (int d = 0; d < dims; ++d) {
+    if (sizes[d] == 0) return;
+    last += (sizes[d] - 1) * strides[d];
+  }
+  const int64_t bytes = (last + 1) * elem;
+  constexpr uintptr_t kHuge = uintptr_t(1) << 21;
+  if (bytes < int64_t(4 * kHuge)) return;
+  const uintptr_t begin = (reinterpret_cast<uintptr_t>(base) + kHuge - 1) & ~(kHuge - 1);
+  const uintptr_t end = (reinterpret_cast<uintptr_t>(base) + uintptr_t(bytes)) & ~(kHuge - 1);
+  if (end > begin) madvise(reinterpret_cast<void*>(begin), end - begin, MADV_HUGEPAGE);
+#else
+  (void)base, (void)strides, (void)sizes, (void)dims, (void)elem;
+#endif
+}
+
+int64_t element_size(int dtype) { return dtype == kUInt8 ? 1 : dtype == kFloat32 ? 4 : 8; }
 
 using GroupFn = void (*)(const RoundtripParams&, const GroupLayout&, int64_t, int64_t);
 
@@ -56,6 +84,12 @@ bool simd_444(const RoundtripParams& p, const Geometry& g, bool backward) {
 
 void roundtrip_forward(const RoundtripParams& p) {
   const Geometry g = geometry(p);
+  const int64_t out_sizes[5] = {p.levels, p.n, p.c, p.h, p.w};
+  advise_huge_pages(p.output, p.out_stride, out_sizes, 5, element_size(p.dtype));
+  if (uses_420(p)) {  // workspace: contiguous (K, N, 2, chroma_h, chroma_w)
+    const int64_t ws_sizes[1] = {p.levels * p.n * 2 * g.chroma_h * g.chroma_w}, ws_strides[1] = {1};
+    advise_huge_pages(p.workspace, ws_strides, ws_sizes, 1, p.dtype == kFloat64 ? 8 : 4);
+  }
   if (simd_444(p, g, false)) return;
   dispatch_dtype(p.dtype, [&](auto io, auto compute) {
     using IO = decltype(io);
@@ -77,6 +111,8 @@ void roundtrip_forward(const RoundtripParams& p) {
 
 void roundtrip_backward(const RoundtripParams& p) {
   const Geometry g = geometry(p);
+  const int64_t in_sizes[4] = {p.n, p.c, p.h, p.w};
+  advise_huge_pages(p.grad_input, p.grad_in_stride, in_sizes, 4, element_size(p.dtype));
   if (simd_444(p, g, true)) return;
   dispatch_dtype(p.dtype, [&](auto io, auto compute) {
     using IO = decltype(io);

@@ -37,7 +37,7 @@ inline Vec& operator*=(Vec& a, Vec b) { return a = a * b; }
 // Overloads of the shared scalar helpers (found by argument-dependent lookup from the shared templates).
 inline Vec round_half_even(Vec x) {  // rintf per lane: round half to even in the current rounding mode
 #if NNJPEG_SIMD_LANES == 16 && defined(__AVX512F__)
-  return Vec(vf(_mm512_roundscale_ps(__m512(x.v), _MM_FROUND_CUR_DIRECTION)));
+  return Vec(vf(_mm512_maskz_roundscale_ps(__mmask16(0xFFFF), __m512(x.v), _MM_FROUND_CUR_DIRECTION)));
 #elif NNJPEG_SIMD_LANES == 8 && defined(__AVX__)
   return Vec(vf(_mm256_round_ps(__m256(x.v), _MM_FROUND_CUR_DIRECTION)));
 #else
@@ -100,7 +100,8 @@ inline v8f load_row(const uint8_t* src, int64_t sx) {
   } else {
     for (int i = 0; i < 8; ++i) b[i] = src[i * sx];
   }
-  return __builtin_convertvector(b, v8f);
+  // Through int32 (zero-extend, then convert): GCC scalarises a direct uint8 -> float conversion.
+  return __builtin_convertvector(__builtin_convertvector(b, v8i), v8f);
 }
 inline v8f load_row(const float* src, int64_t sx) {
   v8f r;
