@@ -15,3 +15,14 @@ from .transforms import JPEG, RandomJPEG
 
 __all__ = ["roundtrip", "roundtrip_multi", "JPEG", "RandomJPEG", "tables", "reference", "ops", "arrays",
            "cuda_built", "extension_available", "__version__"]
+
+_LAZY_SUBMODULES = ("datasets", "models", "defence")
+
+
+def __getattr__(name):
+    # `nnjpeg_cuda.models`, `.datasets`, `.defence` import on first use (keeps `import nnjpeg_cuda` light).
+    if name in _LAZY_SUBMODULES:
+        import importlib
+
+        return importlib.import_module(f".{name}", __name__)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
