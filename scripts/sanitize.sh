@@ -13,6 +13,8 @@
 #    runtimes the module links are LD_PRELOADed (Python itself is not instrumented); leak detection is off
 #    because the interpreter itself leaks at exit.
 #
+# 4. Where a GPU, the CUDA kernels and compute-sanitizer are present: memcheck and racecheck over the CUDA tests.
+#
 # Usage: scripts/sanitize.sh [pytest args...]     (default: the kernel, op, fuzz, limits and determinism
 #        tests that exist, without the slow/cuda/data ones)
 # Env:   PYTHON (default: .venv/bin/python, else python3), NNJPEG_SANITIZE_BUILD (default build/sanitize),
@@ -107,3 +109,21 @@ fi
 run_sanitized -m pytest -q -p no:cacheprovider "$@"
 end=$(date +%s)
 echo "sanitize.sh: OK: build $((built - start)) s, planted bugs caught, tests $((end - built)) s under ASan+UBSan"
+
+# --- 4. CUDA: compute-sanitizer memcheck and racecheck over the CUDA tests, where a GPU is visible --------
+# Runs the installed package (not the ASan stage). PYTORCH_NO_CUDA_MEMORY_CACHING=1 gives every tensor its own
+# cudaMalloc, so an access past a tensor's end is outside an allocation and memcheck sees it.
+CS=$(command -v compute-sanitizer || true)
+for d in "${CUDA_HOME:-}" /usr/local/cuda; do
+  [ -z "$CS" ] && [ -n "$d" ] && [ -x "$d/bin/compute-sanitizer" ] && CS="$d/bin/compute-sanitizer"
+done
+if [ -n "$CS" ] && "$PY" -c "import sys, torch, nnjpeg_cuda as n; sys.exit(not (torch.cuda.is_available() and n.cuda_built()))" \
+    2>/dev/null; then
+  for tool in memcheck racecheck; do
+    PYTORCH_NO_CUDA_MEMORY_CACHING=1 "$CS" --tool "$tool" --error-exitcode 1 --target-processes all \
+      "$PY" -m pytest -q -p no:cacheprovider -m cuda tests/test_cuda.py
+    echo "sanitize.sh: compute-sanitizer $tool: OK"
+  done
+else
+  echo "sanitize.sh: compute-sanitizer step skipped (needs compute-sanitizer, a visible GPU and the CUDA kernels)"
+fi

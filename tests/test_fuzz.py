@@ -246,8 +246,6 @@ def _hostile_value(kind: str, draw, x: torch.Tensor, n: int):
     elif kind == "quality_value":
         quality = draw(st.sampled_from([0, 101, -1, -100, 1000, 2**40]))
     elif kind == "quality_type":
-        # roundtrip_multi is left out: it casts a (K,) tensor with int() (see the xfail test below).
-        api = draw(st.sampled_from(["roundtrip", "JPEG"]))
         quality = draw(st.sampled_from([50.5, "50", None, True, math.nan, 1j, torch.tensor([True] * n),
                                         torch.full((n,), 50.5)]))
     elif kind == "quality_shape":
@@ -348,11 +346,9 @@ def test_gradients_match_reference(spec, data):
     assert err <= tol, f"gradient differs by {err:.3g} (tolerance {tol:.3g})"
 
 
-@pytest.mark.xfail(strict=True, reason="tables.level_tables casts each entry of a (K,) quality tensor with int(): "
-                   "a bool or fractional tensor passes silently (True -> quality 1, 50.5 -> 50); keeping "
-                   "qualities[k] as a 0-dim tensor lets quality_scale_factor reject it")
 @pytest.mark.parametrize("qualities", [torch.tensor([True, True]), torch.tensor([50.5, 60.0])],
                          ids=["bool", "fractional"])
 def test_multi_rejects_bool_and_fractional_quality_tensors(qualities):
+    """Regression: level_tables once cast each entry with int(), so True became quality 1 and 50.5 became 50."""
     with pytest.raises((ValueError, TypeError)):
         nj.roundtrip_multi(torch.rand(1, 3, 8, 8), qualities)

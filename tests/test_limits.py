@@ -159,6 +159,28 @@ def test_huge_and_tiny_steps_at_the_op_level():
         nj.ops.roundtrip_levels(x, torch.full((1, 2, 2, 8, 8), 0.5), "4:4:4", "ycbcr", "bpda", True)
 
 
+@pytest.mark.parametrize("channels", [1, 3])
+@pytest.mark.parametrize("subsampling", ["4:4:4", "4:2:0"])
+def test_input_offsets_past_2_31_through_a_sparse_view(channels, subsampling):
+    """A view whose rows lie 2^27 bytes apart: element offsets reach 5.4e9 while only a few pages are touched
+    (the storage is reserved, never written outside the view). Equal, bit for bit, to the same pixels
+    stored densely, and within the bound of the reference."""
+    rows, cols = 40, 21
+    row_stride = 2**27 + 5
+    size = (rows - 1) * row_stride + (cols - 1) * channels + channels
+    assert size > 2**32
+    try:
+        storage = torch.empty(size, dtype=torch.uint8)
+    except RuntimeError as exc:  # no overcommit on this machine
+        pytest.skip(f"cannot reserve {size / 2**30:.1f} GiB of address space: {exc}")
+    x = storage.as_strided((1, channels, rows, cols), (0, 1, row_stride, channels))
+    x.copy_(torch.randint(0, 256, x.shape, dtype=torch.uint8, generator=torch.Generator().manual_seed(4)))
+    dense = x.contiguous()
+    out = nj.roundtrip(x, 40, subsampling=subsampling)
+    assert torch.equal(out, nj.roundtrip(dense, 40, subsampling=subsampling))
+    check_levels(out.unsqueeze(0), dense, tables.image_tables(40, "standard", 1).unsqueeze(0), subsampling)
+
+
 # --- memory ----------------------------------------------------------------------------------------------
 
 _CHILD = textwrap.dedent(r"""
