@@ -13,6 +13,8 @@
 #include "nnjpeg/kernels.h"
 #include "nnjpeg/launch.h"
 #include "nnjpeg/params.h"
+#include "nnjpeg/dispatch.h"
+#include "nnjpeg/tile_444.h"
 
 namespace py = pybind11;
 using nnjpeg::RoundtripParams;
@@ -124,6 +126,16 @@ std::vector<int32_t> cuda_grid_visits(int64_t items, int64_t max_blocks) {
 
 }  // namespace
 
+// Runs the tiled CUDA 4:4:4 forward kernel's phases on the host (tile_444.h), for the CPU tests.
+void emulate_cuda_tile_forward(const RoundtripParams& p) {
+  require(!nnjpeg::uses_420(p), "the tiled kernel covers 4:4:4, grayscale and plain RGB");
+  if (p.n == 0) return;
+  py::gil_scoped_release release;
+  nnjpeg::dispatch_dtype(p.dtype, [&](auto io, auto compute) {
+    nnjpeg::emulate_tile_444_forward<decltype(io), decltype(compute)>(p);
+  });
+}
+
 PYBIND11_MODULE(_C, m) {
   m.doc() = "nnjpeg_cuda kernels (raw pointers; use nnjpeg_cuda.roundtrip instead)";
   m.def("cuda_built", &nnjpeg::cuda::built, "True when the CUDA kernels are compiled into this build.");
@@ -171,6 +183,17 @@ PYBIND11_MODULE(_C, m) {
                                                 "' (see cpu_isas(); 'auto' picks the best)");
       },
       py::arg("name"), "Select the CPU code path ('auto' = best supported; also env NNJPEG_CPU_ISA).");
+  m.def(
+      "emulate_cuda_tile_forward",
+      [](uintptr_t input, uintptr_t output, uintptr_t tables, std::array<int64_t, 4> shape, int64_t levels,
+         std::array<int64_t, 4> in_strides, std::array<int64_t, 5> out_strides,
+         std::array<int64_t, 2> table_strides, int dtype, int color, int rounding) {
+        emulate_cuda_tile_forward(make_params(input, output, tables, 0, shape, levels, in_strides, out_strides,
+                                              table_strides, dtype, nnjpeg::k444, color, rounding, 1, 0, 0));
+      },
+      py::arg("input"), py::arg("output"), py::arg("tables"), py::arg("shape"), py::arg("levels"),
+      py::arg("in_strides"), py::arg("out_strides"), py::arg("table_strides"), py::arg("dtype"), py::arg("color"),
+      py::arg("rounding"), "Host emulation of the tiled CUDA 4:4:4 forward kernel (same phases, barrier order).");
   m.def("cuda_grid_visits", &cuda_grid_visits, py::arg("items"), py::arg("max_blocks") = nnjpeg::kMaxGridBlocks,
         "Host replay of the CUDA grid-stride loop: visits per item (each must be 1).");
 }

@@ -8,6 +8,7 @@
 #include "nnjpeg/kernels.h"
 #include "nnjpeg/launch.h"
 #include "nnjpeg/roundtrip_block.h"
+#include "nnjpeg/tile_444.h"
 
 namespace nnjpeg {
 namespace cuda {
@@ -28,6 +29,40 @@ __global__ void roundtrip_kernel(const RoundtripParams p, const Geometry g, int6
       if constexpr (!std::is_same<IO, uint8_t>::value) roundtrip_block_444_backward<IO, T>(p, b);
     }
   }
+}
+
+// 4:4:4 forward, the common case: 8 threads per 8x8 block exchanging rows and columns through shared
+// memory (tile_444.h), so each thread holds 24 values instead of a whole block's 192. One tile per thread
+// block, grid-stride over tiles; every __syncthreads() is reached by all threads of the block.
+template <typename IO, typename T>
+__global__ void __launch_bounds__(kTileThreads) tile_444_kernel(const RoundtripParams p, int64_t blocks,
+                                                                int64_t tiles, int64_t blocks_y, int64_t blocks_x) {
+  __shared__ TileShared<T> shared;
+  T coef[3][8];
+  for (int64_t tile = blockIdx.x; tile < tiles; tile += gridDim.x) {
+    const TileLane lane = tile_lane(tile, int(threadIdx.x), blocks, blocks_y, blocks_x);
+    tile_load_row_dct<IO, T>(p, lane, shared);
+    __syncthreads();
+    tile_col_dct(p, lane, shared, coef);
+    __syncthreads();
+    for (int64_t k = 0; k < p.levels; ++k) {
+      tile_quant_col_idct(p, lane, k, coef, shared);
+      __syncthreads();
+      tile_row_idct_store<IO, T>(p, lane, k, shared);
+      __syncthreads();
+    }
+  }
+}
+
+template <typename IO, typename T>
+cudaError_t launch_tile_444(const RoundtripParams& p, const Geometry& g) {
+  const int64_t blocks = p.n * g.blocks_y * g.blocks_x;
+  if (blocks == 0) return cudaSuccess;
+  const int64_t tiles = (blocks + kTileBlocks - 1) / kTileBlocks;
+  const int64_t grid = tiles < kMaxGridBlocks ? tiles : kMaxGridBlocks;
+  tile_444_kernel<IO, T><<<dim3(unsigned(grid)), dim3(unsigned(kTileThreads)), 0,
+                           static_cast<cudaStream_t>(p.stream)>>>(p, blocks, tiles, g.blocks_y, g.blocks_x);
+  return cudaGetLastError();
 }
 
 template <typename IO, typename T, int kStage>
@@ -66,7 +101,7 @@ std::string roundtrip_forward(const RoundtripParams& p) {
         err = launch<IO, T, kChroma420>(p, g, g.chroma_h / 8, g.chroma_w / 8);
         if (err == cudaSuccess) err = launch<IO, T, kLuma420>(p, g, g.blocks_y, g.blocks_x);
       } else {
-        err = launch<IO, T, kForward444>(p, g, g.blocks_y, g.blocks_x);
+        err = launch_tile_444<IO, T>(p, g);
       }
     });
     return err;
