@@ -101,25 +101,6 @@ void store_group(const RoundtripParams& p, const Group& g, int64_t k, Vec (*px)[
   }
 }
 
-// Asks for the input rows of a group ahead of time (whole 8x8 blocks, a cache line per two blocks).
-template <typename IO>
-void prefetch_group(const RoundtripParams& p, const Group& g) {
-  if (!g.interior) return;
-  const IO* in = static_cast<const IO*>(p.input);
-  const int64_t* s = p.in_stride;
-  for (int ch = 0; ch < p.c; ++ch)
-    for (int r = 0; r < 8; ++r)
-      for (int j = 0; j < g.count; j += 64 / int(8 * sizeof(IO) * s[3]) > 0 ? 64 / int(8 * sizeof(IO) * s[3]) : 1)
-        __builtin_prefetch(in + g.n * s[0] + ch * s[1] + (g.by[j] * 8 + r) * s[2] + g.bx[j] * 8 * s[3]);
-  IO* out = static_cast<IO*>(p.output);
-  const int64_t* o = p.out_stride;
-  for (int64_t k = 0; k < p.levels; ++k)
-    for (int ch = 0; ch < p.c; ++ch)
-      for (int r = 0; r < 8; ++r)
-        for (int j = 0; j < g.count; j += 64 / int(8 * sizeof(IO) * o[4]) > 0 ? 64 / int(8 * sizeof(IO) * o[4]) : 1)
-          __builtin_prefetch(out + k * o[0] + g.n * o[1] + ch * o[2] + (g.by[j] * 8 + r) * o[3] + g.bx[j] * 8 * o[4], 1);
-}
-
 template <typename IO>
 void forward_group(const RoundtripParams& p, const Group& g) {
   const int channels = int(p.c);
@@ -213,16 +194,10 @@ void backward_group(const RoundtripParams& p, const Group& g) {
 int lanes() { return kLanes; }
 
 void forward_444(const RoundtripParams& p, const GroupLayout& l, int64_t begin, int64_t end) {
-  const int64_t total = p.n * l.groups_per_image;
   for (int64_t item = begin; item < end; ++item) {
     const Group g = make_group(p, l, item);
-    if (p.dtype == kUInt8) {
-      if (item + 1 < total) prefetch_group<uint8_t>(p, make_group(p, l, item + 1));
-      forward_group<uint8_t>(p, g);
-    } else {
-      if (item + 1 < total) prefetch_group<float>(p, make_group(p, l, item + 1));
-      forward_group<float>(p, g);
-    }
+    if (p.dtype == kUInt8) forward_group<uint8_t>(p, g);
+    else forward_group<float>(p, g);
   }
 }
 
