@@ -101,6 +101,7 @@ def test_cifar10_files():
 
 
 @pytest.mark.data
+@pytest.mark.slow
 @needs_data
 @needs_models
 def test_pretrained_resnet20_accuracy_on_1000_test_images():
