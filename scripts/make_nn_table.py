@@ -17,10 +17,8 @@ What it does, on the CIFAR-10 *training* set only (the test set is never looked 
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
-from pathlib import Path
 
 import torch
 

@@ -23,7 +23,6 @@ Example:
 from __future__ import annotations
 
 import json
-import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable, Optional, Sequence, Tuple, Union
@@ -38,7 +37,6 @@ __all__ = ["BandStats", "analyze", "band_sensitivity", "design", "load_table_fil
 
 METHODS = ("deepn", "two_band", "model")
 NN_TABLE_FILE = Path(__file__).resolve().parent / "presets" / "nn_table.json"
-_STD_GEOMEAN = None
 
 
 @dataclass
