@@ -4,19 +4,18 @@ Every defence maps images in [0, 1] to class scores (N, classes) whose argmax is
 hand an attacker a differentiable *surrogate* of itself with a chosen round-trip gradient (``bpda``,
 ``ste``, ``smooth``; see :mod:`nnjpeg_cuda.evaluation.threat`).
 
-======================= ===================================================================
-factory / class         defence
-======================= ===================================================================
-:class:`NoDefence`      the classifier alone
-:class:`JPEGDefence`    one round trip then the classifier: standard JPEG at a quality, the
-                        Feature Distillation table (:func:`feature_distillation`), or our
-                        NN-favoured table (:func:`nn_table`)
-:class:`RandomJPEG\\    a random quality per image and call (randomised; attacked with EOT)
-Defence`
-:class:`EnsembleDefence` one member per quality, majority vote (:class:`nnjpeg_cuda.defence.Ensemble`):
-                        :func:`shield` (the same base model for every member, standard
-                        table, 20/40/60/80) or the fine-tuned ensemble (:func:`finetuned`)
-======================= ===================================================================
+========================= =================================================================
+factory / class           defence
+========================= =================================================================
+:class:`NoDefence`        the classifier alone
+:class:`JPEGDefence`      one round trip, then the classifier: standard JPEG at a quality, the
+                          Feature Distillation table (:func:`feature_distillation`), or our
+                          NN-favoured table on one model (:func:`nn_table`)
+:class:`RandomJPEGDefence` a random quality per image and call (randomised: attacked with EOT)
+:class:`EnsembleDefence`  an :class:`nnjpeg_cuda.defence.Ensemble` (one member per quality, vote):
+                          :func:`shield` (the same base model for every member, standard table,
+                          20/40/60/80, majority vote) or our fine-tuned ensemble (:func:`finetuned`)
+========================= =================================================================
 
 Example:
     >>> import torch

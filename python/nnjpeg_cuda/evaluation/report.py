@@ -103,7 +103,9 @@ def markdown(results: Dict) -> str:
                    "(pixel scale 0..1) of the perturbations that fooled the defence.")
     if meta.get("device"):
         out.append(f"Device {meta['device']}, {meta.get('threads', '?')} threads, torch {meta.get('torch', '?')}, "
-                   f"nnjpeg_cuda {meta.get('nnjpeg_cuda', '?')}.")
+                   f"nnjpeg_cuda {meta.get('nnjpeg_cuda', '?')}"
+                   + (f", model {meta['model']}" if meta.get("model") else "")
+                   + (f"; {meta['seconds']:.0f} s wall" if meta.get("seconds") else "") + ".")
     out.append("")
     labels = sorted({r["threat_label"] for r in records if r["attack"] != "clean"}, key=_threat_order)
     for label in labels:
