@@ -201,7 +201,8 @@ def _reference(batch: torch.Tensor, device: str) -> Callable:
     return lambda: reference.roundtrip(x, QUALITY, compute_dtype=torch.float32)
 
 
-def _ours(subsampling: str = "4:4:4", grad: Optional[str] = None, multi: bool = False) -> Callable:
+def _ours(subsampling: str = "4:4:4", grad: Optional[str] = None, multi: bool = False,
+          validate: bool = True) -> Callable:
     def prepare(batch, device):
         import nnjpeg_cuda
 
@@ -211,7 +212,8 @@ def _ours(subsampling: str = "4:4:4", grad: Optional[str] = None, multi: bool = 
             if multi:
                 return nnjpeg_cuda.roundtrip_multi(inp, list(MULTI_QUALITIES), subsampling=subsampling,
                                                    grad=grad or "bpda")
-            return nnjpeg_cuda.roundtrip(inp, QUALITY, subsampling=subsampling, grad=grad or "bpda")
+            return nnjpeg_cuda.roundtrip(inp, QUALITY, subsampling=subsampling, grad=grad or "bpda",
+                                         validate=validate)
 
         if grad is None:
             return lambda: forward(x)
@@ -242,6 +244,7 @@ def build_contestants(device: str) -> List[Contestant]:
         Contestant("ART JpegCompression", _art, dtypes=floats),
         Contestant("ours: reference (PyTorch)", _reference, group="reference"),
         Contestant("ours fwd", _ours(), ours=True, group="ours"),
+        Contestant("ours fwd, validate=False", _ours(validate=False), group="ours"),
         Contestant("ours fwd 4:2:0", _ours("4:2:0"), group="ours"),
         Contestant("ours fwd+bwd bpda", _ours(grad="bpda"), dtypes=floats, backward=True, group="ours"),
         Contestant("ours fwd+bwd ste", _ours(grad="ste"), dtypes=floats, backward=True, group="ours"),

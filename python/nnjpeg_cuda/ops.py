@@ -68,6 +68,9 @@ def check_pixel_values(images: Tensor) -> None:
 
 
 def _check_step_values(steps: Tensor) -> None:
+    # Broadcast (stride-0) dimensions repeat the same values: check each distinct element once (an
+    # expanded (1, 4096, 2, 8, 8) table took 55 ms to check elementwise, 3x the kernel on CIFAR batches).
+    steps = steps[tuple(slice(0, 1) if st == 0 else slice(None) for st in steps.stride())]
     if steps.numel() and not bool(((steps >= 1) & torch.isfinite(steps)).all()):
         raise ValueError("quantization steps must be finite and >= 1")
 
