@@ -90,11 +90,15 @@ _CHILD = textwrap.dedent(r"""
         for _ in range(min(200, per_chunk)):  # warm-up: caches, allocator pools, lazily built tables
             f()
         rss, times = [rss_kib()], []
+        sub = max(1, per_chunk // 10)
         for _ in range(chunks):
-            t = time.perf_counter()
-            for _ in range(per_chunk):
-                f()
-            times.append((time.perf_counter() - t) / per_chunk)
+            best = float("inf")  # fastest tenth of the chunk: robust to other jobs on a shared machine
+            for _ in range(per_chunk // sub):
+                t = time.perf_counter()
+                for _ in range(sub):
+                    f()
+                best = min(best, (time.perf_counter() - t) / sub)
+            times.append(best)
             rss.append(rss_kib())
         results[name] = {"rss_kib": rss, "seconds_per_call": times, "calls": min(200, per_chunk) + chunks * per_chunk}
     print(json.dumps(results))
@@ -132,6 +136,6 @@ def test_resident_memory_is_flat(name, chunks, per_chunk, leak_results):
 
 @pytest.mark.parametrize("name,chunks,per_chunk", WORKLOADS, ids=[w[0] for w in WORKLOADS])
 def test_calls_do_not_get_slower(name, chunks, per_chunk, leak_results):
-    t = leak_results[name]["seconds_per_call"]
-    # Loose factor: CI machines are shared; growing per-call state (caches, registries) would show as a trend.
-    assert t[-1] <= 4 * min(t), f"{name}: seconds per call by chunk {t}"
+    t = leak_results[name]["seconds_per_call"]  # per chunk, the fastest tenth (see the child)
+    # Growing per-call state (caches, registries, fragmentation) would make the last chunk slower than the first.
+    assert t[-1] <= 3 * min(t), f"{name}: seconds per call by chunk {t}"
