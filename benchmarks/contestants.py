@@ -161,13 +161,15 @@ def _kornia(backward: bool) -> Callable:
         q = torch.tensor([float(QUALITY)], device=device)
         chunk = max(1, (1 << 24) // (x.shape[2] * x.shape[3]))  # bound its temporaries: ~16 MPixel per call
 
+        upstream = torch.ones_like(x[:chunk])  # the incoming gradient exists before the backward pass
+
         def run():
             outs = []
             for part in x.split(chunk):
                 p = part.detach().requires_grad_(backward)
                 y = jpeg_codec_differentiable(p, q)
                 if backward:
-                    y.backward(torch.ones_like(y))
+                    y.backward(upstream[: p.shape[0]])
                     outs.append(p.grad)
                 else:
                     outs.append(y)
@@ -218,10 +220,12 @@ def _ours(subsampling: str = "4:4:4", grad: Optional[str] = None, multi: bool = 
         if grad is None:
             return lambda: forward(x)
 
+        upstream = torch.ones_like(forward(x))  # the incoming gradient exists before the backward pass
+
         def run():
             p = x.detach().requires_grad_(True)
             y = forward(p)
-            y.backward(torch.ones_like(y))
+            y.backward(upstream)
             return p.grad
 
         return run

@@ -53,10 +53,12 @@ def main(argv=None) -> int:
                 x = as_dtype(u8, dtype)
                 passes = {"fwd": lambda: nnjpeg_cuda.roundtrip(x, 75, validate=False)}
                 if dtype == "float32":
+                    upstream = torch.ones_like(x)
+
                     def fwd_bwd():
                         p = x.detach().requires_grad_(True)
                         y = nnjpeg_cuda.roundtrip(p, 75, grad="ste", validate=False)
-                        y.backward(torch.ones_like(y))
+                        y.backward(upstream)
                     passes["fwd+bwd ste"] = fwd_bwd
                 for name, fn in passes.items():
                     cells = []
