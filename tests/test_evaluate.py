@@ -151,6 +151,11 @@ def test_report_files(toy, tmp_path):
     for key in ("accuracy_vs_eps", "quality_levels"):
         img = mpimg.imread(files[key])
         assert img.ndim == 3 and img.shape[0] > 100 and img.shape[1] > 100
+    # Re-rendering from the JSON alone gives the same report.
+    files["markdown"].unlink()
+    files["quality_levels"].unlink()
+    assert report.main([str(tmp_path / "out")]) == 0
+    assert files["markdown"].read_text() == text and files["quality_levels"].is_file()
 
 
 # --- the command line ------------------------------------------------------------------------------------------

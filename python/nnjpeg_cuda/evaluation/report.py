@@ -7,6 +7,9 @@
   (threat model, attack).
 - ``quality_levels.png``: clean and robust accuracy per quality level for single-level defences.
 
+Re-render the markdown and the plots of a finished run from its JSON (no attack is re-run):
+``python -m nnjpeg_cuda.evaluation DIR``.
+
 Example:
     >>> from nnjpeg_cuda.evaluation import report
     >>> res = {"meta": {"n": 2, "slow_n": 2, "seed": 0}, "records": [
@@ -23,7 +26,7 @@ import math
 from pathlib import Path
 from typing import Dict, List, Optional, Union
 
-__all__ = ["markdown", "write_json", "plot_accuracy_vs_eps", "plot_quality_levels", "write_report"]
+__all__ = ["markdown", "write_json", "plot_accuracy_vs_eps", "plot_quality_levels", "write_report", "main"]
 
 _ATTACK_ORDER = {"clean": 0, "fgsm": 1, "pgd": 2, "cw": 3, "deepfool": 4}
 _ATTACK_NAMES = {"fgsm": "FGSM", "pgd": "PGD", "cw": "C&W-L2", "deepfool": "DeepFool"}
@@ -98,9 +101,12 @@ def markdown(results: Dict) -> str:
     if meta.get("attacks"):
         settings = ", ".join(f"{a['name']}" + (f" steps={a['steps']}" if a.get("steps") else "")
                              for a in {a["name"]: a for a in meta["attacks"]}.values())
-        out.append(f"Attacks (Adversarial Robustness Toolbox): {settings}. C&W-L2 and DeepFool are minimum-norm "
-                   "attacks (no budget): the cell shows the accuracy and, in brackets, the median L2 size "
-                   "(pixel scale 0..1) of the perturbations that fooled the defence.")
+        text = f"Attacks (Adversarial Robustness Toolbox): {settings}."
+        if any(a["name"] in ("cw", "deepfool") for a in meta["attacks"]):
+            text += (" C&W-L2 and DeepFool are minimum-norm attacks (no budget): the cell shows the accuracy and, "
+                     "in brackets, the median L2 size (pixel scale 0..1) of the perturbations that fooled the "
+                     "defence.")
+        out.append(text)
     if meta.get("device"):
         out.append(f"Device {meta['device']}, {meta.get('threads', '?')} threads, torch {meta.get('torch', '?')}, "
                    f"nnjpeg_cuda {meta.get('nnjpeg_cuda', '?')}"
@@ -121,7 +127,8 @@ def markdown(results: Dict) -> str:
                         "resists all of them"
             else:
                 text += "; ensembles attacked as one network through their summed logits"
-            text += "; randomised defences through expectation over transformation (EOT)"
+            if any(r.get("eot") for r in rows):
+                text += "; randomised defences through expectation over transformation (EOT)"
         out += [f"## {title}", "", text[0].upper() + text[1:] + ".", ""]
         out += _table(rows, meta, clean, order)
         out.append("")
@@ -164,6 +171,9 @@ def plot_accuracy_vs_eps(results: Dict, path: Union[str, Path]) -> Optional[Path
     fig, axes = plt.subplots(len(labels), len(attacks), figsize=(4.2 * len(attacks), 3.4 * len(labels)),
                              squeeze=False, sharey=True)
     order = [r["defence"] for r in records if r["attack"] == "clean"]
+    colours = plt.get_cmap("tab20").colors if len(order) > 10 else plt.get_cmap("tab10").colors
+    style = {name: dict(color=colours[k % len(colours)], ls="-" if k % 2 == 0 else "--")
+             for k, name in enumerate(order)}
     for i, label in enumerate(labels):
         for j, attack in enumerate(attacks):
             ax = axes[i][j]
@@ -173,7 +183,7 @@ def plot_accuracy_vs_eps(results: Dict, path: Union[str, Path]) -> Optional[Path
                 if not pts:
                     continue
                 xs, ys = zip(*([(0.0, clean[name])] + pts))
-                ax.plot(xs, [100 * v for v in ys], marker="o", ms=3, label=name)
+                ax.plot(xs, [100 * v for v in ys], marker="o", ms=3, label=name, **style[name])
             ax.set_title(f"{_ATTACK_NAMES.get(attack, attack)}, {label}", fontsize=9)
             ax.set_xlabel("eps (x/255, L-inf)")
             ax.grid(alpha=0.3)
@@ -212,7 +222,7 @@ def plot_quality_levels(results: Dict, path: Union[str, Path]) -> Optional[Path]
     pgd = [r for r in single if r["attack"] == "pgd"] or [r for r in single if r["eps"] is not None]
     eps = max((r["eps"] for r in pgd), default=None)
     plt = _plt()
-    fig, ax = plt.subplots(figsize=(6.4, 4.0))
+    fig, ax = plt.subplots(figsize=(8.4, 4.0))
     colours = {"jpeg": "tab:blue", "nn": "tab:red", "custom": "tab:green"}
     curves = [("clean", lambda r: r["attack"] == "clean", "-")]
     if eps is not None:
@@ -230,7 +240,7 @@ def plot_quality_levels(results: Dict, path: Union[str, Path]) -> Optional[Path]
     ax.set_xlabel("quality")
     ax.set_ylabel("accuracy (%)")
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=7)
+    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))
     meta = results["meta"]
     ax.set_title(f"Clean vs robust accuracy per quality ({meta['n']} images, seed {meta['seed']})", fontsize=9)
     fig.tight_layout()
@@ -270,3 +280,21 @@ def write_report(results: Dict, out_dir: Union[str, Path], command: Optional[str
     md.write_text(text)
     files["markdown"] = md
     return files
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    """``python -m nnjpeg_cuda.evaluation DIR [DIR ...]``: rewrite report.md and the plots from results.json."""
+    import argparse
+
+    parser = argparse.ArgumentParser(prog="python -m nnjpeg_cuda.evaluation",
+                                     description="Re-render report.md and the plots from DIR/results.json.")
+    parser.add_argument("dirs", nargs="+", metavar="DIR")
+    args = parser.parse_args(argv)
+    for d in args.dirs:
+        path = Path(d) / "results.json"
+        if not path.is_file():
+            parser.error(f"{path} not found")
+        results = json.loads(path.read_text())
+        for f in write_report(results, d, results["meta"].get("command")).values():
+            print(f"wrote {f}")
+    return 0

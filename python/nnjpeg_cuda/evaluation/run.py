@@ -26,7 +26,7 @@ import torch
 from torch import Tensor, nn
 
 from .._version import __version__
-from .attacks import AttackSpec, perturbation_norms
+from .attacks import DEFAULT_STEPS, AttackSpec, perturbation_norms
 from .threat import Threat, craft, robust_correct
 
 __all__ = ["evaluate"]
@@ -166,7 +166,8 @@ def evaluate(defences: Sequence[nn.Module], base_model: nn.Module, x: Tensor, y:
         records.append(_record(d, threat, spec, ok, clean[d.name][:k], xs, chosen, time.perf_counter() - t0))
 
     meta = {"n": int(x.shape[0]), "slow_n": int(min(slow_n, x.shape[0])) if slow_n else int(x.shape[0]),
-            "seed": seed, "attacks": [{"name": s.name, "eps": s.eps, "steps": s.steps, "options": dict(s.options)}
+            "seed": seed, "attacks": [{"name": s.name, "eps": s.eps, "steps": s.steps or DEFAULT_STEPS[s.name],
+                                       "options": dict(s.options)}
                                       for s in attacks],
             "threats": [t.label + (f" eot={t.eot}" if t.kind == "adaptive" else "") for t in threats],
             "defences": [{"name": d.name, "kind": d.kind, "quality": d.quality, "repr": repr(d).splitlines()[0]}
