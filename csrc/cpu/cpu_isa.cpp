@@ -18,8 +18,11 @@ const char* const kNames[] = {"scalar", "generic", "avx2", "avx512"};
 bool supported(Isa isa) {
   switch (isa) {
     case Isa::kScalar:
+      return true;
+#if defined(NNJPEG_SIMD)
     case Isa::kGeneric:
       return true;
+#endif
 #if defined(NNJPEG_X86_ISAS)
     case Isa::kAvx2:
       return __builtin_cpu_supports("avx2");

@@ -51,10 +51,14 @@ struct SimdPath {
 
 // The SIMD path of the current ISA; lanes = 0 for the scalar path.
 SimdPath simd_path() {
-  switch (current_isa()) {
+  switch (current_isa()) {  // cpu_isa.cpp only selects what this build compiled
+#if defined(NNJPEG_X86_ISAS)
     case Isa::kAvx512: return {avx512::lanes(), avx512::forward_444, avx512::backward_444};
     case Isa::kAvx2: return {avx2::lanes(), avx2::forward_444, avx2::backward_444};
+#endif
+#if defined(NNJPEG_SIMD)
     case Isa::kGeneric: return {generic::lanes(), generic::forward_444, generic::backward_444};
+#endif
     default: return {0, nullptr, nullptr};
   }
 }
