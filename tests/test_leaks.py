@@ -1,4 +1,7 @@
-"""No leaks: resident memory stays flat over many thousands of calls, and calls do not get slower.
+"""No leaks: resident memory stays flat over many thousands of calls.
+
+Per-call times are recorded for the report (docs/RELIABILITY.md) but not asserted: speed belongs in
+benchmarks, and a timing bound is flaky on shared CI machines.
 
 Each workload runs in one fresh child process: a warm-up, then chunks of calls with the resident set
 (VmRSS, after ``gc.collect()`` and glibc's ``malloc_trim`` so that freed-but-cached heap is not counted)
@@ -132,10 +135,3 @@ def test_resident_memory_is_flat(name, chunks, per_chunk, leak_results):
     # No steady climb either: the second half grows no more than the page noise.
     half = (rss[-1] - rss[len(rss) // 2]) * 1024
     assert half <= 256 * 1024 + LEAK_BYTES_PER_CALL * calls // 2, f"{name}: still growing, readings {rss} KiB"
-
-
-@pytest.mark.parametrize("name,chunks,per_chunk", WORKLOADS, ids=[w[0] for w in WORKLOADS])
-def test_calls_do_not_get_slower(name, chunks, per_chunk, leak_results):
-    t = leak_results[name]["seconds_per_call"]  # per chunk, the fastest tenth (see the child)
-    # Growing per-call state (caches, registries, fragmentation) would make the last chunk slower than the first.
-    assert t[-1] <= 3 * min(t), f"{name}: seconds per call by chunk {t}"
