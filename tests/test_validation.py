@@ -134,3 +134,14 @@ def test_layer_argument_errors():
         nj.JPEG(quality=50, grad="none")
     with pytest.raises(ValueError, match="quality_range"):
         nj.RandomJPEG((90, 10))
+
+
+def test_numpy_integer_qualities_are_accepted_like_ints():
+    import numpy as np
+
+    assert torch.equal(nj.roundtrip(X, np.int64(50)), nj.roundtrip(X, 50))
+    assert torch.equal(nj.JPEG(np.int32(40))(X), nj.roundtrip(X, 40))
+    with pytest.raises(TypeError, match="quality"):
+        nj.roundtrip(X, np.float64(50))
+    with pytest.raises(TypeError, match="quality"):
+        nj.roundtrip(X, np.bool_(True))

@@ -15,6 +15,7 @@ Example:
 
 from __future__ import annotations
 
+import numbers
 from typing import Callable, Dict, Sequence, Union
 
 import torch
@@ -157,7 +158,7 @@ def image_tables(quality, table: TableLike, n: int, device=None) -> torch.Tensor
             raise ValueError(f"per-image quality must have shape ({n},), got {tuple(quality.shape)}")
         if base.device.type != "meta" and quality.device != base.device:
             raise ValueError(f"per-image quality is on {quality.device}, images are on {base.device}")
-    elif not isinstance(quality, (int, torch.Tensor)) or isinstance(quality, bool):
+    elif not isinstance(quality, (numbers.Integral, torch.Tensor)) or isinstance(quality, bool):
         raise TypeError(f"quality must be an int in 1..100 or a tensor of N ints, got {type(quality).__name__}")
     steps = scale(base, quality)
     return steps.expand(n, 2, 8, 8) if steps.dim() == 3 else steps

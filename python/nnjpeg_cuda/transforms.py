@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numbers
 from typing import Sequence, Tuple, Union
 
 import torch
@@ -37,8 +38,9 @@ class JPEG(nn.Module):
     def __init__(self, quality: int = 75, table: tables.TableLike = "standard", subsampling: str = "4:4:4",
                  color: str = "ycbcr", grad: str = "bpda", validate: bool = True):
         super().__init__()
-        if isinstance(quality, bool) or not isinstance(quality, int):
+        if isinstance(quality, bool) or not isinstance(quality, numbers.Integral):
             raise TypeError(f"JPEG(quality=...) takes an int in 1..100, got {type(quality).__name__}")
+        quality = int(quality)
         codec.ops.check_options(subsampling, color, grad, 3)
         self.quality, self.subsampling, self.color, self.grad, self.validate = quality, subsampling, color, grad, validate
         self.table_name = table if isinstance(table, str) else "custom"
