@@ -92,7 +92,8 @@ void run_forward(const std::string& device_type, const RoundtripParams& p) {
 
 void run_backward(const std::string& device_type, const RoundtripParams& p) {
   require(p.dtype != nnjpeg::kUInt8, "backward needs a floating-point dtype");
-  require(!nnjpeg::uses_420(p), "the backward kernel covers 4:4:4, grayscale and plain RGB only");
+  require(!nnjpeg::uses_420(p) || (p.workspace != nullptr && p.workspace2 != nullptr),
+          "4:2:0 backward needs both workspaces");
   require(p.grad_output != nullptr && p.grad_input != nullptr, "null gradient pointer");
   if (p.n == 0) return;
   if (device_type == "cpu") {
@@ -156,13 +157,14 @@ PYBIND11_MODULE(_C, m) {
   m.def(
       "backward",
       [](const std::string& device_type, uintptr_t input, uintptr_t grad_output, uintptr_t grad_input,
-         uintptr_t tables, std::array<int64_t, 4> shape, int64_t levels, std::array<int64_t, 4> in_strides,
-         std::array<int64_t, 5> grad_out_strides, std::array<int64_t, 4> grad_in_strides,
-         std::array<int64_t, 2> table_strides, int dtype, int color, int rounding, int num_threads, int device,
-         uintptr_t stream) {
-        RoundtripParams p = make_params(input, grad_input, tables, 0, shape, levels, in_strides, grad_out_strides,
-                                        table_strides, dtype, nnjpeg::k444, color, rounding, num_threads, device,
-                                        stream);
+         uintptr_t tables, uintptr_t workspace, uintptr_t workspace2, std::array<int64_t, 4> shape, int64_t levels,
+         std::array<int64_t, 4> in_strides, std::array<int64_t, 5> grad_out_strides,
+         std::array<int64_t, 4> grad_in_strides, std::array<int64_t, 2> table_strides, int dtype, int subsampling,
+         int color, int rounding, int num_threads, int device, uintptr_t stream) {
+        RoundtripParams p = make_params(input, grad_input, tables, workspace, shape, levels, in_strides,
+                                        grad_out_strides, table_strides, dtype, subsampling, color, rounding,
+                                        num_threads, device, stream);
+        p.workspace2 = reinterpret_cast<void*>(workspace2);
         p.grad_output = reinterpret_cast<const void*>(grad_output);
         p.grad_input = reinterpret_cast<void*>(grad_input);
         p.output = nullptr;
@@ -170,9 +172,10 @@ PYBIND11_MODULE(_C, m) {
         run_backward(device_type, p);
       },
       py::arg("device_type"), py::arg("input"), py::arg("grad_output"), py::arg("grad_input"), py::arg("tables"),
-      py::arg("shape"), py::arg("levels"), py::arg("in_strides"), py::arg("grad_out_strides"),
-      py::arg("grad_in_strides"), py::arg("table_strides"), py::arg("dtype"), py::arg("color"), py::arg("rounding"),
-      py::arg("num_threads"), py::arg("device"), py::arg("stream"));
+      py::arg("workspace"), py::arg("workspace2"), py::arg("shape"), py::arg("levels"), py::arg("in_strides"),
+      py::arg("grad_out_strides"), py::arg("grad_in_strides"), py::arg("table_strides"), py::arg("dtype"),
+      py::arg("subsampling"), py::arg("color"), py::arg("rounding"), py::arg("num_threads"), py::arg("device"),
+      py::arg("stream"));
   m.def("cpu_isa", &nnjpeg::cpu::isa_in_use,
         "The CPU code path in use: 'scalar', 'generic', 'avx2' or 'avx512'.");
   m.def("cpu_isas", &nnjpeg::cpu::supported_isas, "CPU code paths this build and processor can run.");

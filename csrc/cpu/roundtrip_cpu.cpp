@@ -122,6 +122,19 @@ void roundtrip_backward(const RoundtripParams& p) {
     using IO = decltype(io);
     using T = decltype(compute);
     if constexpr (!std::is_same<IO, uint8_t>::value) {
+      if (uses_420(p)) {
+        // Decoded chroma (forward phase 1), then the luma phase, then the chroma phase (reads the luma
+        // phase's chroma gradients of neighbouring blocks and adds to the pixels it wrote).
+        const int64_t cby = g.chroma_h / 8, cbx = g.chroma_w / 8;
+        parallel_for(p.n * cby * cbx, p.num_threads,
+                     [&](int64_t item) { chroma_block_420<IO, T>(p, g, block_coord(item, cby, cbx)); });
+        parallel_for(p.n * g.blocks_y * g.blocks_x, p.num_threads, [&](int64_t item) {
+          luma_block_420_backward<IO, T>(p, g, block_coord(item, g.blocks_y, g.blocks_x));
+        });
+        parallel_for(p.n * cby * cbx, p.num_threads,
+                     [&](int64_t item) { chroma_block_420_backward<IO, T>(p, g, block_coord(item, cby, cbx)); });
+        return;
+      }
       parallel_for(p.n * g.blocks_y * g.blocks_x, p.num_threads, [&](int64_t item) {
         roundtrip_block_444_backward<IO, T>(p, block_coord(item, g.blocks_y, g.blocks_x));
       });

@@ -14,7 +14,8 @@ namespace nnjpeg {
 namespace cuda {
 namespace {
 
-enum Stage : int { kForward444 = 0, kChroma420 = 1, kLuma420 = 2, kBackward444 = 3 };
+enum Stage : int { kForward444 = 0, kChroma420 = 1, kLuma420 = 2, kBackward444 = 3, kLumaBackward420 = 4,
+                   kChromaBackward420 = 5 };
 
 template <typename IO, typename T, int kStage>
 __global__ void roundtrip_kernel(const RoundtripParams p, const Geometry g, int64_t items, int64_t blocks_y,
@@ -25,8 +26,10 @@ __global__ void roundtrip_kernel(const RoundtripParams p, const Geometry g, int6
     if constexpr (kStage == kForward444) roundtrip_block_444<IO, T>(p, b);
     if constexpr (kStage == kChroma420) chroma_block_420<IO, T>(p, g, b);
     if constexpr (kStage == kLuma420) luma_block_420<IO, T>(p, g, b);
-    if constexpr (kStage == kBackward444) {
-      if constexpr (!std::is_same<IO, uint8_t>::value) roundtrip_block_444_backward<IO, T>(p, b);
+    if constexpr (!std::is_same<IO, uint8_t>::value) {
+      if constexpr (kStage == kBackward444) roundtrip_block_444_backward<IO, T>(p, b);
+      if constexpr (kStage == kLumaBackward420) luma_block_420_backward<IO, T>(p, g, b);
+      if constexpr (kStage == kChromaBackward420) chroma_block_420_backward<IO, T>(p, g, b);
     }
   }
 }
@@ -115,7 +118,13 @@ std::string roundtrip_backward(const RoundtripParams& p) {
     dispatch_dtype(p.dtype, [&](auto io, auto compute) {
       using IO = decltype(io);
       using T = decltype(compute);
-      err = launch<IO, T, kBackward444>(p, g, g.blocks_y, g.blocks_x);
+      if (uses_420(p)) {  // three launches on one stream: each reads what the previous one wrote
+        err = launch<IO, T, kChroma420>(p, g, g.chroma_h / 8, g.chroma_w / 8);
+        if (err == cudaSuccess) err = launch<IO, T, kLumaBackward420>(p, g, g.blocks_y, g.blocks_x);
+        if (err == cudaSuccess) err = launch<IO, T, kChromaBackward420>(p, g, g.chroma_h / 8, g.chroma_w / 8);
+      } else {
+        err = launch<IO, T, kBackward444>(p, g, g.blocks_y, g.blocks_x);
+      }
     });
     return err;
   });

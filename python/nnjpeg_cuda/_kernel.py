@@ -61,17 +61,20 @@ def _steps_and_strides(steps: torch.Tensor):
     return steps, (steps.stride(0), steps.stride(1))
 
 
+def _chroma_workspace(images: torch.Tensor, levels: int) -> torch.Tensor:
+    """4:2:0: decoded Cb/Cr planes (K, N, 2, ceil(H/16)*8, ceil(W/16)*8) in the kernels' compute type."""
+    n, _, h, w = images.shape
+    compute = torch.float64 if images.dtype == torch.float64 else torch.float32
+    return torch.empty((levels, n, 2, (h + 15) // 16 * 8, (w + 15) // 16 * 8), dtype=compute, device=images.device)
+
+
 def forward(images: torch.Tensor, steps: torch.Tensor, out: torch.Tensor, subsampling: str, color: str,
             grad: str) -> None:
     """Run the forward kernel: images (N, C, H, W) -> out (K, N, C, H, W) with steps (K, N, 2, 8, 8)."""
     n, c, h, w = images.shape
     k = steps.shape[0]
     steps, table_strides = _steps_and_strides(steps)
-    workspace = None
-    if uses_420(c, subsampling, color):
-        compute = torch.float64 if images.dtype == torch.float64 else torch.float32
-        workspace = torch.empty((k, n, 2, (h + 15) // 16 * 8, (w + 15) // 16 * 8), dtype=compute,
-                                device=images.device)
+    workspace = _chroma_workspace(images, k) if uses_420(c, subsampling, color) else None
     device_type, device_index, stream = _device_args(images)
     _C.forward(
         device_type=device_type, input=images.data_ptr(), output=out.data_ptr(), tables=steps.data_ptr(),
@@ -81,15 +84,27 @@ def forward(images: torch.Tensor, steps: torch.Tensor, out: torch.Tensor, subsam
         rounding=_ROUNDING_CODE[grad], num_threads=torch.get_num_threads(), device=device_index, stream=stream)
 
 
-def backward(grad_out: torch.Tensor, images: torch.Tensor, steps: torch.Tensor, grad_in: torch.Tensor, color: str,
-             grad: str) -> None:
-    """Run the backward kernel ("ste"/"smooth", 4:4:4): grad_out (K, N, C, H, W) -> grad_in (N, C, H, W)."""
+def backward(grad_out: torch.Tensor, images: torch.Tensor, steps: torch.Tensor, grad_in: torch.Tensor,
+             subsampling: str, color: str, grad: str) -> None:
+    """Run the backward kernel ("ste"/"smooth"): grad_out (K, N, C, H, W) -> grad_in (N, C, H, W).
+
+    4:2:0 also needs the decoded chroma (as the forward) and the chroma gradient at full resolution,
+    (K, N, 2, H, W): both workspaces live only for this call.
+    """
     n, c, h, w = images.shape
+    k = steps.shape[0]
     steps, table_strides = _steps_and_strides(steps)
+    workspace = workspace2 = None
+    if uses_420(c, subsampling, color):
+        workspace = _chroma_workspace(images, k)
+        workspace2 = torch.empty((k, n, 2, h, w), dtype=workspace.dtype, device=images.device)
     device_type, device_index, stream = _device_args(images)
     _C.backward(
         device_type=device_type, input=images.data_ptr(), grad_output=grad_out.data_ptr(),
-        grad_input=grad_in.data_ptr(), tables=steps.data_ptr(), shape=(n, c, h, w), levels=steps.shape[0],
+        grad_input=grad_in.data_ptr(), tables=steps.data_ptr(),
+        workspace=0 if workspace is None else workspace.data_ptr(),
+        workspace2=0 if workspace2 is None else workspace2.data_ptr(), shape=(n, c, h, w), levels=k,
         in_strides=images.stride(), grad_out_strides=grad_out.stride(), grad_in_strides=grad_in.stride(),
-        table_strides=table_strides, dtype=_DTYPE_CODE[images.dtype], color=_COLOR_CODE[color],
-        rounding=_ROUNDING_CODE[grad], num_threads=torch.get_num_threads(), device=device_index, stream=stream)
+        table_strides=table_strides, dtype=_DTYPE_CODE[images.dtype], subsampling=_SUBSAMPLING_CODE[subsampling],
+        color=_COLOR_CODE[color], rounding=_ROUNDING_CODE[grad], num_threads=torch.get_num_threads(),
+        device=device_index, stream=stream)

@@ -130,8 +130,8 @@ def _reference_backward(grad_out: Tensor, images: Tensor, steps: Tensor, subsamp
 
 
 def kernel_has_backward(images: Tensor, subsampling: str, color: str) -> bool:
-    """True when the compiled backward kernel serves this call (4:4:4, grayscale or plain RGB, CPU/CUDA)."""
-    return _kernel.has_kernel(images.device) and not _kernel.uses_420(images.shape[1], subsampling, color)
+    """True when a compiled backward kernel serves this call (every mode, on CPU and CUDA tensors)."""
+    return _kernel.has_kernel(images.device)
 
 
 @torch.library.custom_op("nnjpeg::roundtrip_backward", mutates_args=())
@@ -139,7 +139,7 @@ def roundtrip_backward(grad_out: Tensor, images: Tensor, steps: Tensor, subsampl
                        grad: str) -> Tensor:
     """Gradient of ``nnjpeg::roundtrip`` wrt images for grad = "ste" or "smooth" (summed over levels).
 
-    The compiled kernel covers 4:4:4, grayscale and plain RGB; the autograd formula sends 4:2:0 and devices
+    The compiled kernels cover every mode on CPU and CUDA tensors; the autograd formula sends devices
     without a kernel through the reference instead (``_reference_backward``), outside any custom op.
     """
     _check_op_args(images, steps, subsampling, color, grad)
@@ -148,10 +148,10 @@ def roundtrip_backward(grad_out: Tensor, images: Tensor, steps: Tensor, subsampl
     if not images.is_floating_point():
         raise TypeError("gradients need floating-point images")
     if not kernel_has_backward(images, subsampling, color):
-        raise ValueError("the backward kernel covers 4:4:4, grayscale and plain RGB on CPU/CUDA only")
+        raise ValueError(f"no backward kernel for {images.device.type} tensors (CPU and CUDA only)")
     grad_in = torch.empty_like(images, memory_format=torch.contiguous_format)
     if images.shape[0]:
-        _kernel.backward(grad_out.to(images.dtype), images, steps, grad_in, color, grad)
+        _kernel.backward(grad_out.to(images.dtype), images, steps, grad_in, subsampling, color, grad)
     return grad_in
 
 

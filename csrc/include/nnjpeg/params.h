@@ -39,6 +39,8 @@ struct RoundtripParams {
   const void* grad_output = nullptr;
   void* grad_input = nullptr;
   int64_t grad_in_stride[4] = {0, 0, 0, 0};
+  void* workspace2 = nullptr;  // 4:2:0 backward: (K, N, 2, H, W) gradient wrt the upsampled Cb/Cr, contiguous,
+                               // compute type (float or double) like workspace
 
   int num_threads = 1;    // CPU kernel: worker threads
   int device = 0;         // CUDA kernel: device ordinal

@@ -7,6 +7,9 @@
 //   forward 4:2:0, phase 1          : one item per chroma 8x8 block (a 16x16 pixel macro-block)
 //   forward 4:2:0, phase 2          : one item per luma 8x8 block; reads phase 1's decoded chroma
 //   backward 4:4:4                  : one item per 8x8 block, as the forward
+//   backward 4:2:0                  : forward phase 1 (decoded chroma), then one item per luma block
+//                                     (luma adjoint; chroma gradient at full resolution into workspace2),
+//                                     then one item per chroma block (upsampling adjoint, chroma adjoint)
 #pragma once
 
 #include <stdint.h>
@@ -298,6 +301,145 @@ NNJ_HD void roundtrip_block_444_backward(const RoundtripParams& p, BlockCoord b)
     const int64_t y = b.by * 8 + i / 8, x = b.bx * 8 + i % 8;
     if (y >= p.h || x >= p.w) continue;
     for (int ch = 0; ch < channels; ++ch) gin[offset4(p.grad_in_stride, b.n, ch, y, x)] = IO(acc[ch][i]);
+  }
+}
+
+// Adjoint of fancy_upsample: the gradient wrt chroma sample (i, j) of the valid ceil(H/2) x ceil(W/2) plane,
+// gathered from the full-resolution gradient (h x w, row-major) of every pixel whose filter taps it. A pixel
+// at row y taps rows y/2 and y/2 +- 1 (clamped), so only rows 2i-2 .. 2i+3 (and columns alike) can.
+template <typename T>
+NNJ_HD T fancy_upsample_adjoint(const T* grad_full, const Geometry& g, int64_t h, int64_t w, int64_t i, int64_t j) {
+  if (i >= g.chroma_valid_h || j >= g.chroma_valid_w) return T(0);  // padding samples are never read
+  T sum = T(0);
+  const int64_t y0 = 2 * i - 2 < 0 ? 0 : 2 * i - 2, y1 = 2 * i + 3 < h - 1 ? 2 * i + 3 : h - 1;
+  const int64_t x0 = 2 * j - 2 < 0 ? 0 : 2 * j - 2, x1 = 2 * j + 3 < w - 1 ? 2 * j + 3 : w - 1;
+  for (int64_t y = y0; y <= y1; ++y) {
+    const int64_t iy = y / 2;
+    int64_t iv = (y & 1) ? iy + 1 : iy - 1;
+    iv = iv < 0 ? 0 : (iv >= g.chroma_valid_h ? g.chroma_valid_h - 1 : iv);
+    const int wy = (iy == i ? 3 : 0) + (iv == i ? 1 : 0);  // vertical weight x4
+    if (wy == 0) continue;
+    for (int64_t x = x0; x <= x1; ++x) {
+      const int64_t jx = x / 2;
+      int64_t jh = (x & 1) ? jx + 1 : jx - 1;
+      jh = jh < 0 ? 0 : (jh >= g.chroma_valid_w ? g.chroma_valid_w - 1 : jh);
+      const int wx = (jx == j ? 3 : 0) + (jh == j ? 1 : 0);  // horizontal weight x4
+      if (wx != 0) sum += T(wy * wx) * grad_full[y * w + x];
+    }
+  }
+  return sum * T(0.0625);
+}
+
+// 4:2:0 backward, luma phase (after forward phase 1 filled p.workspace): recomputes the decoded pixels of
+// luma block (b.by, b.bx) at every level, masks the clamped ones, and splits the gradient into YCbCr. The
+// luma part runs the luma adjoint chain and is stored to grad_input (the first write of these pixels); the
+// Cb/Cr part is left per level at full resolution in p.workspace2 for the chroma phase.
+template <typename IO, typename T>
+NNJ_HD void luma_block_420_backward(const RoundtripParams& p, const Geometry& g, BlockCoord b) {
+  T coef[64];
+  for (int i = 0; i < 64; ++i) {
+    const int64_t y = b.by * 8 + i / 8, x = b.bx * 8 + i % 8;
+    T cb, cr;
+    rgb_to_ycbcr_shifted(load_pixel<IO, T>(p, b.n, 0, y, x), load_pixel<IO, T>(p, b.n, 1, y, x),
+                         load_pixel<IO, T>(p, b.n, 2, y, x), coef[i], cb, cr);
+  }
+  dct8x8(coef);
+  T acc[64];
+  for (int i = 0; i < 64; ++i) acc[i] = T(0);
+  const T* ws = static_cast<const T*>(p.workspace);
+  T* gchroma = static_cast<T*>(p.workspace2);
+  const IO* gout = static_cast<const IO*>(p.grad_output);
+  const int64_t plane = g.chroma_h * g.chroma_w, full = p.h * p.w;
+  for (int64_t k = 0; k < p.levels; ++k) {
+    const float* steps = table_for(p, k, b.n, false);
+    T dec[64], gy[64];
+    decode_block(coef, steps, p.rounding, dec);
+    const T* cb_plane = ws + ((k * p.n + b.n) * 2 + 0) * plane;
+    const T* cr_plane = ws + ((k * p.n + b.n) * 2 + 1) * plane;
+    T* gcb_full = gchroma + ((k * p.n + b.n) * 2 + 0) * full;
+    T* gcr_full = gchroma + ((k * p.n + b.n) * 2 + 1) * full;
+    for (int i = 0; i < 64; ++i) {
+      const int64_t y = b.by * 8 + i / 8, x = b.bx * 8 + i % 8;
+      gy[i] = T(0);
+      if (y >= p.h || x >= p.w) continue;
+      T px[3], gp[3];
+      ycbcr_shifted_to_rgb(dec[i], fancy_upsample(cb_plane, g, y, x), fancy_upsample(cr_plane, g, y, x), px[0],
+                           px[1], px[2]);
+      for (int ch = 0; ch < 3; ++ch)
+        gp[ch] = pass_unclamped(px[ch], T(gout[offset5(p.out_stride, k, b.n, ch, y, x)]));
+      ycbcr_to_rgb_adjoint(gp[0], gp[1], gp[2], gy[i], gcb_full[y * p.w + x], gcr_full[y * p.w + x]);
+    }
+    dct8x8(gy);  // adjoint of the inverse DCT
+    if (p.rounding == kSmoothRound)
+      for (int i = 0; i < 64; ++i) gy[i] = gy[i] * smooth_round_derivative(coef[i], T(steps[i]));
+    idct8x8(gy);  // adjoint of the forward DCT
+    for (int i = 0; i < 64; ++i) acc[i] = acc[i] + gy[i];
+  }
+  T rgb[3][64];
+  for (int i = 0; i < 64; ++i) rgb_to_ycbcr_adjoint(acc[i], T(0), T(0), rgb[0][i], rgb[1][i], rgb[2][i]);
+  fold_padding_adjoint(3, b.by, b.bx, p.h, p.w, rgb);
+  IO* gin = static_cast<IO*>(p.grad_input);
+  for (int i = 0; i < 64; ++i) {
+    const int64_t y = b.by * 8 + i / 8, x = b.bx * 8 + i % 8;
+    if (y >= p.h || x >= p.w) continue;
+    for (int ch = 0; ch < 3; ++ch) gin[offset4(p.grad_in_stride, b.n, ch, y, x)] = IO(rgb[ch][i]);
+  }
+}
+
+// 4:2:0 backward, chroma phase (after the luma phase): chroma block (b.by, b.bx) gathers its gradient through
+// the upsampling adjoint, runs the chroma adjoint chain, spreads it over its 2x2 pixel squares (mean adjoint),
+// folds the edge replication, and adds the Cb/Cr part of the colour adjoint to grad_input. Its 16x16 pixels
+// (padding included) belong to no other chroma block, so no two threads touch the same pixel.
+template <typename IO, typename T>
+NNJ_HD void chroma_block_420_backward(const RoundtripParams& p, const Geometry& g, BlockCoord b) {
+  T cc[2][64];
+  for (int i = 0; i < 64; ++i) {
+    const int64_t cy = b.by * 8 + i / 8, cx = b.bx * 8 + i % 8;
+    T sum_cb = T(0), sum_cr = T(0);
+    for (int d = 0; d < 4; ++d) {
+      const int64_t y = 2 * cy + d / 2, x = 2 * cx + d % 2;
+      T yy, cb, cr;
+      rgb_to_ycbcr_shifted(load_pixel<IO, T>(p, b.n, 0, y, x), load_pixel<IO, T>(p, b.n, 1, y, x),
+                           load_pixel<IO, T>(p, b.n, 2, y, x), yy, cb, cr);
+      sum_cb += cb;
+      sum_cr += cr;
+    }
+    cc[0][i] = sum_cb * T(0.25);
+    cc[1][i] = sum_cr * T(0.25);
+  }
+  dct8x8(cc[0]);
+  dct8x8(cc[1]);
+  T acc[2][64];
+  for (int ch = 0; ch < 2; ++ch)
+    for (int i = 0; i < 64; ++i) acc[ch][i] = T(0);
+  const T* gchroma = static_cast<const T*>(p.workspace2);
+  const int64_t full = p.h * p.w;
+  for (int64_t k = 0; k < p.levels; ++k) {
+    const float* steps = table_for(p, k, b.n, true);
+    for (int ch = 0; ch < 2; ++ch) {
+      const T* gfull = gchroma + ((k * p.n + b.n) * 2 + ch) * full;
+      T gc[64];
+      for (int i = 0; i < 64; ++i) gc[i] = fancy_upsample_adjoint(gfull, g, p.h, p.w, b.by * 8 + i / 8, b.bx * 8 + i % 8);
+      dct8x8(gc);
+      if (p.rounding == kSmoothRound)
+        for (int i = 0; i < 64; ++i) gc[i] = gc[i] * smooth_round_derivative(cc[ch][i], T(steps[i]));
+      idct8x8(gc);
+      for (int i = 0; i < 64; ++i) acc[ch][i] = acc[ch][i] + gc[i];
+    }
+  }
+  // Each padded pixel of the 16x16 macro-block adds to the edge pixel it replicates (in the same macro-block).
+  IO* gin = static_cast<IO*>(p.grad_input);
+  for (int q = 0; q < 256; ++q) {
+    const int64_t y = b.by * 16 + q / 16, x = b.bx * 16 + q % 16;
+    const int c = (q / 32) * 8 + (q % 16) / 2;  // chroma sample of pixel (y, x) within the block
+    T gr, gg, gb;
+    rgb_to_ycbcr_adjoint(T(0), acc[0][c] * T(0.25), acc[1][c] * T(0.25), gr, gg, gb);
+    const int64_t sy = y < p.h ? y : p.h - 1, sx = x < p.w ? x : p.w - 1;
+    IO* dst = gin + offset4(p.grad_in_stride, b.n, 0, sy, sx);
+    const int64_t cs = p.grad_in_stride[1];
+    dst[0] = IO(T(dst[0]) + gr);
+    dst[cs] = IO(T(dst[cs]) + gg);
+    dst[2 * cs] = IO(T(dst[2 * cs]) + gb);
   }
 }
 
