@@ -103,7 +103,7 @@ if [ "$#" -eq 0 ]; then
   set --
   # The tests that drive the kernels with many shapes, strides, dtypes and threads; torch.compile tests and
   # the ones that spawn child processes or measure memory (meaningless under ASan's allocator) are left out.
-  for t in test_kernel_vs_reference test_batch_semantics test_fuzz test_limits test_determinism; do
+  for t in test_kernel_vs_reference test_batch_semantics test_gradients test_fuzz test_limits test_determinism; do
     [ -f "tests/$t.py" ] && set -- "$@" "tests/$t.py"
   done
   set -- "$@" -m "not slow and not cuda and not data" -k "not separate_processes"
