@@ -84,6 +84,14 @@ bool simd_444(const RoundtripParams& p, const Geometry& g, bool backward) {
   return true;
 }
 
+// 4:2:0 phase 1, shared by the forward and the backward: every chroma block decoded into p.workspace.
+template <typename IO, typename T>
+void chroma_phase_420(const RoundtripParams& p, const Geometry& g) {
+  const int64_t cby = g.chroma_h / 8, cbx = g.chroma_w / 8;
+  parallel_for(p.n * cby * cbx, p.num_threads,
+               [&](int64_t item) { chroma_block_420<IO, T>(p, g, block_coord(item, cby, cbx)); });
+}
+
 }  // namespace
 
 void roundtrip_forward(const RoundtripParams& p) {
@@ -99,9 +107,7 @@ void roundtrip_forward(const RoundtripParams& p) {
     using IO = decltype(io);
     using T = decltype(compute);
     if (uses_420(p)) {
-      const int64_t cby = g.chroma_h / 8, cbx = g.chroma_w / 8;
-      parallel_for(p.n * cby * cbx, p.num_threads,
-                   [&](int64_t item) { chroma_block_420<IO, T>(p, g, block_coord(item, cby, cbx)); });
+      chroma_phase_420<IO, T>(p, g);
       parallel_for(p.n * g.blocks_y * g.blocks_x, p.num_threads, [&](int64_t item) {
         luma_block_420<IO, T>(p, g, block_coord(item, g.blocks_y, g.blocks_x));
       });
@@ -125,9 +131,8 @@ void roundtrip_backward(const RoundtripParams& p) {
       if (uses_420(p)) {
         // Decoded chroma (forward phase 1), then the luma phase, then the chroma phase (reads the luma
         // phase's chroma gradients of neighbouring blocks and adds to the pixels it wrote).
+        chroma_phase_420<IO, T>(p, g);
         const int64_t cby = g.chroma_h / 8, cbx = g.chroma_w / 8;
-        parallel_for(p.n * cby * cbx, p.num_threads,
-                     [&](int64_t item) { chroma_block_420<IO, T>(p, g, block_coord(item, cby, cbx)); });
         parallel_for(p.n * g.blocks_y * g.blocks_x, p.num_threads, [&](int64_t item) {
           luma_block_420_backward<IO, T>(p, g, block_coord(item, g.blocks_y, g.blocks_x));
         });

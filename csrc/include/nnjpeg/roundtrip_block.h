@@ -183,11 +183,10 @@ NNJ_HD void roundtrip_block_444(const RoundtripParams& p, BlockCoord b) {
   }
 }
 
-// 4:2:0 phase 1: chroma block (b.by, b.bx) of the padded half-resolution Cb/Cr planes, decoded at every
-// level into the workspace. Each chroma sample is the mean of a 2x2 pixel square (edges replicated).
+// 4:2:0: DCT coefficients of chroma block (b.by, b.bx): each chroma sample is the mean of a 2x2 pixel square
+// (edges replicated) of the level-shifted Cb and Cr. Shared by the forward and the backward.
 template <typename IO, typename T>
-NNJ_HD void chroma_block_420(const RoundtripParams& p, const Geometry& g, BlockCoord b) {
-  T cc[2][64];
+NNJ_HD void encode_chroma_420(const RoundtripParams& p, BlockCoord b, T (*cc)[64]) {
   for (int i = 0; i < 64; ++i) {
     const int64_t cy = b.by * 8 + i / 8, cx = b.bx * 8 + i % 8;
     T sum_cb = T(0), sum_cr = T(0);
@@ -206,6 +205,28 @@ NNJ_HD void chroma_block_420(const RoundtripParams& p, const Geometry& g, BlockC
   }
   dct8x8(cc[0]);
   dct8x8(cc[1]);
+}
+
+// 4:2:0: DCT coefficients of the level-shifted luma of 8x8 block (b.by, b.bx). Shared by forward and backward.
+template <typename IO, typename T>
+NNJ_HD void encode_luma_420(const RoundtripParams& p, BlockCoord b, T* coef) {
+  for (int i = 0; i < 64; ++i) {
+    const int64_t y = b.by * 8 + i / 8, x = b.bx * 8 + i % 8;
+    const T r = load_pixel<IO, T>(p, b.n, 0, y, x);
+    const T gg = load_pixel<IO, T>(p, b.n, 1, y, x);
+    const T bb = load_pixel<IO, T>(p, b.n, 2, y, x);
+    T cb, cr;
+    rgb_to_ycbcr_shifted(r, gg, bb, coef[i], cb, cr);
+  }
+  dct8x8(coef);
+}
+
+// 4:2:0 phase 1: chroma block (b.by, b.bx) of the padded half-resolution Cb/Cr planes, decoded at every
+// level into the workspace. Each chroma sample is the mean of a 2x2 pixel square (edges replicated).
+template <typename IO, typename T>
+NNJ_HD void chroma_block_420(const RoundtripParams& p, const Geometry& g, BlockCoord b) {
+  T cc[2][64];
+  encode_chroma_420<IO, T>(p, b, cc);
   T* ws = static_cast<T*>(p.workspace);
   const int64_t plane = g.chroma_h * g.chroma_w;
   for (int64_t k = 0; k < p.levels; ++k) {
@@ -236,15 +257,7 @@ NNJ_HD T fancy_upsample(const T* plane, const Geometry& g, int64_t y, int64_t x)
 template <typename IO, typename T>
 NNJ_HD void luma_block_420(const RoundtripParams& p, const Geometry& g, BlockCoord b) {
   T coef[64];
-  for (int i = 0; i < 64; ++i) {
-    const int64_t y = b.by * 8 + i / 8, x = b.bx * 8 + i % 8;
-    const T r = load_pixel<IO, T>(p, b.n, 0, y, x);
-    const T gg = load_pixel<IO, T>(p, b.n, 1, y, x);
-    const T bb = load_pixel<IO, T>(p, b.n, 2, y, x);
-    T cb, cr;
-    rgb_to_ycbcr_shifted(r, gg, bb, coef[i], cb, cr);
-  }
-  dct8x8(coef);
+  encode_luma_420<IO, T>(p, b, coef);
   const T* ws = static_cast<const T*>(p.workspace);
   const int64_t plane = g.chroma_h * g.chroma_w;
   for (int64_t k = 0; k < p.levels; ++k) {
@@ -337,13 +350,7 @@ NNJ_HD T fancy_upsample_adjoint(const T* grad_full, const Geometry& g, int64_t h
 template <typename IO, typename T>
 NNJ_HD void luma_block_420_backward(const RoundtripParams& p, const Geometry& g, BlockCoord b) {
   T coef[64];
-  for (int i = 0; i < 64; ++i) {
-    const int64_t y = b.by * 8 + i / 8, x = b.bx * 8 + i % 8;
-    T cb, cr;
-    rgb_to_ycbcr_shifted(load_pixel<IO, T>(p, b.n, 0, y, x), load_pixel<IO, T>(p, b.n, 1, y, x),
-                         load_pixel<IO, T>(p, b.n, 2, y, x), coef[i], cb, cr);
-  }
-  dct8x8(coef);
+  encode_luma_420<IO, T>(p, b, coef);
   T acc[64];
   for (int i = 0; i < 64; ++i) acc[i] = T(0);
   const T* ws = static_cast<const T*>(p.workspace);
@@ -393,22 +400,7 @@ NNJ_HD void luma_block_420_backward(const RoundtripParams& p, const Geometry& g,
 template <typename IO, typename T>
 NNJ_HD void chroma_block_420_backward(const RoundtripParams& p, const Geometry& g, BlockCoord b) {
   T cc[2][64];
-  for (int i = 0; i < 64; ++i) {
-    const int64_t cy = b.by * 8 + i / 8, cx = b.bx * 8 + i % 8;
-    T sum_cb = T(0), sum_cr = T(0);
-    for (int d = 0; d < 4; ++d) {
-      const int64_t y = 2 * cy + d / 2, x = 2 * cx + d % 2;
-      T yy, cb, cr;
-      rgb_to_ycbcr_shifted(load_pixel<IO, T>(p, b.n, 0, y, x), load_pixel<IO, T>(p, b.n, 1, y, x),
-                           load_pixel<IO, T>(p, b.n, 2, y, x), yy, cb, cr);
-      sum_cb += cb;
-      sum_cr += cr;
-    }
-    cc[0][i] = sum_cb * T(0.25);
-    cc[1][i] = sum_cr * T(0.25);
-  }
-  dct8x8(cc[0]);
-  dct8x8(cc[1]);
+  encode_chroma_420<IO, T>(p, b, cc);
   T acc[2][64];
   for (int ch = 0; ch < 2; ++ch)
     for (int i = 0; i < 64; ++i) acc[ch][i] = T(0);
