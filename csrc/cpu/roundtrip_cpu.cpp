@@ -1,12 +1,14 @@
 // CPU kernel: the block pipelines of roundtrip_block.h over all blocks, on worker threads. 4:4:4 forward
 // (uint8/float32) and backward (float32) run on the SIMD path (simd_kernels.h) chosen at run time; the
 // rest, and the "scalar" choice, run the shared block functions one block per work item.
+#include <math.h>
 #include <stdint.h>
 #if defined(__linux__)
 #include <sys/mman.h>
 #endif
 
 #include <type_traits>
+#include <vector>
 
 #include "cpu_isa.h"
 #include "nnjpeg/dispatch.h"
@@ -42,11 +44,13 @@ void advise_huge_pages(const void* base, const int64_t* strides, const int64_t* 
 
 int64_t element_size(int dtype) { return dtype == kUInt8 ? 1 : dtype == kFloat32 ? 4 : 8; }
 
-using GroupFn = void (*)(const RoundtripParams&, const GroupLayout&, int64_t, int64_t);
+using ForwardFn = void (*)(const RoundtripParams&, const GroupLayout&, int64_t, int64_t, InputRange*);
+using BackwardFn = void (*)(const RoundtripParams&, const GroupLayout&, int64_t, int64_t);
 
 struct SimdPath {
   int lanes;
-  GroupFn forward, backward;
+  ForwardFn forward;
+  BackwardFn backward;
 };
 
 // The SIMD path of the current ISA; lanes = 0 for the scalar path.
@@ -73,14 +77,40 @@ bool simd_444(const RoundtripParams& p, const Geometry& g, bool backward) {
   l.blocks_x = g.blocks_x;
   l.blocks_per_image = g.blocks_y * g.blocks_x;
   l.groups_per_image = (l.blocks_per_image + path.lanes - 1) / path.lanes;
-  const GroupFn run = backward ? path.backward : path.forward;
   // Work items of a few groups each; each group is computed by one thread, independently, so results do
   // not depend on the thread count.
-  const int64_t groups = p.n * l.groups_per_image, per_item = 2;
-  parallel_for((groups + per_item - 1) / per_item, p.num_threads, [&](int64_t item) {
-    const int64_t begin = item * per_item, end = begin + per_item < groups ? begin + per_item : groups;
-    run(p, l, begin, end);
+  const int64_t groups = p.n * l.groups_per_image, per_item = 2, items = (groups + per_item - 1) / per_item;
+  auto groups_of = [&](int64_t item, int64_t& begin, int64_t& end) {
+    begin = item * per_item;
+    end = begin + per_item < groups ? begin + per_item : groups;
+  };
+  if (backward) {
+    parallel_for(items, p.num_threads, [&](int64_t item) {
+      int64_t begin, end;
+      groups_of(item, begin, end);
+      path.backward(p, l, begin, end);
+    });
+    return true;
+  }
+  // Validation folded into the forward: one partial range per work item, reduced in item order.
+  const bool fold_range = p.input_range != nullptr && p.dtype == kFloat32;
+  std::vector<InputRange> ranges(fold_range ? size_t(items) : 0, InputRange{INFINITY, -INFINITY, false});
+  parallel_for(items, p.num_threads, [&](int64_t item) {
+    int64_t begin, end;
+    groups_of(item, begin, end);
+    path.forward(p, l, begin, end, fold_range ? &ranges[size_t(item)] : nullptr);
   });
+  if (fold_range) {
+    InputRange all{INFINITY, -INFINITY, false};
+    for (const InputRange& r : ranges) {
+      all.lo = r.lo < all.lo ? r.lo : all.lo;
+      all.hi = r.hi > all.hi ? r.hi : all.hi;
+      all.nan = all.nan || r.nan;
+    }
+    p.input_range[0] = all.nan ? NAN : all.lo;
+    p.input_range[1] = all.nan ? NAN : all.hi;
+    p.input_range[2] = 1.0f;
+  }
   return true;
 }
 

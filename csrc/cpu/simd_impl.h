@@ -51,29 +51,59 @@ Group make_group(const RoundtripParams& p, const GroupLayout& l, int64_t item) {
   return g;
 }
 
-// Pixels of the group on the 0..255 scale (channels [0, p.c)).
+// Running min / max / NaN of loaded float rows (tracked per lane, reduced into an InputRange per group).
+struct RowRange {
+  v8f lo = v8f{} + __builtin_inff(), hi = v8f{} - __builtin_inff();
+  v8i nan = v8i{};
+  void add(v8f r) {
+    lo = r < lo ? r : lo;  // NaN compares false: tracked by `nan` instead
+    hi = r > hi ? r : hi;
+    nan |= r != r;
+  }
+  void add(float v) { add(v8f{} + v); }
+  void fold_into(InputRange& out) const {
+    for (int i = 0; i < 8; ++i) {
+      out.lo = lo[i] < out.lo ? lo[i] : out.lo;
+      out.hi = hi[i] > out.hi ? hi[i] : out.hi;
+      out.nan = out.nan || nan[i] != 0;
+    }
+  }
+};
+
+// Pixels of the group on the 0..255 scale (channels [0, p.c)); with `range` (float input), every pixel of
+// the image that the group covers is folded into it.
 template <typename IO>
-void load_group(const RoundtripParams& p, const Group& g, Vec (*px)[64]) {
+void load_group(const RoundtripParams& p, const Group& g, Vec (*px)[64], InputRange* range) {
   const IO* in = static_cast<const IO*>(p.input);
   const int64_t* s = p.in_stride;
+  RowRange seen;
   if (g.interior) {
     for (int ch = 0; ch < p.c; ++ch) {
       const IO* plane = in + g.n * s[0] + ch * s[1];
       for (int r = 0; r < 8; ++r) {
         v8f rows[kLanes];
         for (int j = 0; j < kLanes; ++j) rows[j] = load_row(plane + (g.by[j] * 8 + r) * s[2] + g.bx[j] * 8 * s[3], s[3]);
+        if (range)
+          for (int j = 0; j < g.count; ++j) seen.add(rows[j]);
         rows_to_cols(rows, px[ch] + r * 8);
         for (int c = 0; c < 8; ++c) px[ch][r * 8 + c] = from_pixel(px[ch][r * 8 + c], plane);
       }
     }
-    return;
+  } else {
+    for (int j = 0; j < kLanes; ++j) {
+      float lane[3][64];
+      load_block_255<IO, float>(p, g.n, g.by[j], g.bx[j], lane);
+      for (int ch = 0; ch < p.c; ++ch)
+        for (int i = 0; i < 64; ++i) px[ch][i].v[j] = lane[ch][i];
+    }
+    if (range) {
+      for (int j = 0; j < g.count; ++j)
+        for (int64_t y = g.by[j] * 8; y < g.by[j] * 8 + 8 && y < p.h; ++y)
+          for (int64_t x = g.bx[j] * 8; x < g.bx[j] * 8 + 8 && x < p.w; ++x)
+            for (int ch = 0; ch < p.c; ++ch) seen.add(float(in[offset4(s, g.n, ch, y, x)]));
+    }
   }
-  for (int j = 0; j < kLanes; ++j) {
-    float lane[3][64];
-    load_block_255<IO, float>(p, g.n, g.by[j], g.bx[j], lane);
-    for (int ch = 0; ch < p.c; ++ch)
-      for (int i = 0; i < 64; ++i) px[ch][i].v[j] = lane[ch][i];
-  }
+  if (range) seen.fold_into(*range);
 }
 
 // Decoded pixels (0..255, not clamped) of level k -> the output, padding skipped.
@@ -102,11 +132,11 @@ void store_group(const RoundtripParams& p, const Group& g, int64_t k, Vec (*px)[
 }
 
 template <typename IO>
-void forward_group(const RoundtripParams& p, const Group& g) {
+void forward_group(const RoundtripParams& p, const Group& g, InputRange* range) {
   const int channels = int(p.c);
   const bool ycc = is_ycbcr(p);
   Vec coef[3][64];
-  load_group<IO>(p, g, coef);
+  load_group<IO>(p, g, coef, range);
   encode_block(ycc, channels, coef);
   for (int64_t k = 0; k < p.levels; ++k) {
     Vec px[3][64];
@@ -174,7 +204,7 @@ void backward_group(const RoundtripParams& p, const Group& g) {
   const int channels = int(p.c);
   const bool ycc = is_ycbcr(p);
   Vec coef[3][64], acc[3][64];
-  load_group<IO>(p, g, coef);
+  load_group<IO>(p, g, coef, nullptr);
   encode_block(ycc, channels, coef);
   for (int ch = 0; ch < 3; ++ch)
     for (int i = 0; i < 64; ++i) acc[ch][i] = Vec(0.0f);
@@ -193,11 +223,11 @@ void backward_group(const RoundtripParams& p, const Group& g) {
 
 int lanes() { return kLanes; }
 
-void forward_444(const RoundtripParams& p, const GroupLayout& l, int64_t begin, int64_t end) {
+void forward_444(const RoundtripParams& p, const GroupLayout& l, int64_t begin, int64_t end, InputRange* range) {
   for (int64_t item = begin; item < end; ++item) {
     const Group g = make_group(p, l, item);
-    if (p.dtype == kUInt8) forward_group<uint8_t>(p, g);
-    else forward_group<float>(p, g);
+    if (p.dtype == kUInt8) forward_group<uint8_t>(p, g, nullptr);
+    else forward_group<float>(p, g, range);
   }
 }
 
