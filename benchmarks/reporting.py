@@ -153,10 +153,11 @@ def bar_chart(rows: List[Dict], path: str, title: str) -> None:
 
     ok = [r for r in rows if r["status"] == "ok"]
     workloads = sorted({r["workload"] for r in ok})
-    names = list(dict.fromkeys(r["contestant"] for r in ok))
+    measured = {r["contestant"] for r in ok}
+    names = [n for n in dict.fromkeys(r["contestant"] for r in rows) if n in measured]  # contestant order
     if not workloads:
         return
-    fig, axes = plt.subplots(1, len(workloads), figsize=(5 * len(workloads), 0.35 * len(names) + 1.8),
+    fig, axes = plt.subplots(1, len(workloads), figsize=(4 * len(workloads) + 4, 0.3 * len(names) + 1.8),
                              sharey=True, squeeze=False)
     for ax, wl in zip(axes[0], workloads):
         for j, (dtype, colour) in enumerate((("float32", "tab:blue"), ("uint8", "tab:orange"))):
