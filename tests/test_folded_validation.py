@@ -1,4 +1,4 @@
-"""Validation folded into the CPU kernel's read of the input (float32, 4:4:4 SIMD path).
+"""Validation folded into the CPU kernel's read of the input (float32, SIMD paths: 4:4:4 and 4:2:0).
 
 The kernel reports the min / max of the pixels it read (NaN if any is NaN); the Python layer raises from
 that instead of a separate aminmax pass. Oracle: torch.aminmax over the same tensor, and the errors the
@@ -56,7 +56,8 @@ def test_paths_that_do_not_fold_report_nothing(isa):
 @pytest.mark.parametrize("bad,match", [(float("nan"), "NaN"), (float("inf"), "Inf"), (-float("inf"), "Inf"),
                                        (1.01, r"\[0, 1\]"), (-0.01, r"\[0, 1\]")])
 @pytest.mark.parametrize("path", ["scalar"] + SIMD[-1:])
-def test_bad_pixels_anywhere_are_refused_on_every_path(isa, path, where, bad, match):
+@pytest.mark.parametrize("subsampling", ["4:4:4", "4:2:0"])
+def test_bad_pixels_anywhere_are_refused_on_every_path(isa, path, subsampling, where, bad, match):
     # 24 x 40 holds whole 8x8 blocks only (the SIMD path's row loads); in 22 x 35 the last block row and
     # column are partial (its per-pixel edge loads): the bad pixel lands in each kind.
     isa(path)
@@ -65,8 +66,8 @@ def test_bad_pixels_anywhere_are_refused_on_every_path(isa, path, where, bad, ma
         n, ch, y, xx = where
         x[n, ch, min(y, size[0] - 1), min(xx, size[1] - 1)] = bad
         with pytest.raises(ValueError, match=match):
-            nj.roundtrip(x, 50)
-        assert torch.isfinite(nj.roundtrip(x, 50, validate=False)).all()
+            nj.roundtrip(x, 50, subsampling=subsampling)
+        assert torch.isfinite(nj.roundtrip(x, 50, subsampling=subsampling, validate=False)).all()
 
 
 def test_folded_validation_accepts_the_tiny_overshoot_like_the_separate_pass(isa):

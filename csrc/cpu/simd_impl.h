@@ -3,7 +3,7 @@
 // value-level block math of roundtrip_block.h with T = Vec (one block per lane), so each lane is bitwise
 // equal to the scalar kernel. Blocks wholly inside the image load and store whole rows of 8 pixels and
 // transpose them into lanes; blocks at the bottom/right edge go through the scalar pixel accessors
-// (edge replication, padding never stored), lane by lane.
+// (edge replication, padding never stored), lane by lane. The 4:2:0 forward is in simd_420.h.
 #pragma once
 
 #ifndef NNJPEG_PRIVATE_COPY
@@ -35,7 +35,8 @@ struct Group {
   bool interior;  // every block lies wholly inside the image
 };
 
-Group make_group(const RoundtripParams& p, const GroupLayout& l, int64_t item) {
+// `pixels`: the side of the square of pixels a block covers (8; 16 for 4:2:0 chroma blocks).
+Group make_group(const RoundtripParams& p, const GroupLayout& l, int64_t item, int pixels = 8) {
   Group g;
   g.n = item / l.groups_per_image;
   const int64_t first = (item % l.groups_per_image) * kLanes;
@@ -46,7 +47,7 @@ Group make_group(const RoundtripParams& p, const GroupLayout& l, int64_t item) {
     const int64_t b = first + (j < g.count ? j : g.count - 1);
     g.by[j] = b / l.blocks_x;
     g.bx[j] = b % l.blocks_x;
-    g.interior = g.interior && g.by[j] * 8 + 8 <= p.h && g.bx[j] * 8 + 8 <= p.w;
+    g.interior = g.interior && (g.by[j] + 1) * pixels <= p.h && (g.bx[j] + 1) * pixels <= p.w;
   }
   return g;
 }
@@ -219,9 +220,29 @@ void backward_group(const RoundtripParams& p, const Group& g) {
   store_grad_in(p, g, acc);
 }
 
+#include "simd_420.h"
+
 }  // namespace
 
 int lanes() { return kLanes; }
+
+void chroma_420(const RoundtripParams& p, const GroupLayout& l, int64_t begin, int64_t end) {
+  const Geometry geo = geometry(p);
+  for (int64_t item = begin; item < end; ++item) {
+    const Group g = make_group(p, l, item, 16);
+    if (p.dtype == kUInt8) chroma_group_420<uint8_t>(p, geo, g);
+    else chroma_group_420<float>(p, geo, g);
+  }
+}
+
+void luma_420(const RoundtripParams& p, const GroupLayout& l, int64_t begin, int64_t end, InputRange* range) {
+  const Geometry geo = geometry(p);
+  for (int64_t item = begin; item < end; ++item) {
+    const Group g = make_group(p, l, item);
+    if (p.dtype == kUInt8) luma_group_420<uint8_t>(p, geo, g, nullptr);
+    else luma_group_420<float>(p, geo, g, range);
+  }
+}
 
 void forward_444(const RoundtripParams& p, const GroupLayout& l, int64_t begin, int64_t end, InputRange* range) {
   for (int64_t item = begin; item < end; ++item) {

@@ -195,10 +195,10 @@ NNJ_HD void roundtrip_block_444(const RoundtripParams& p, BlockCoord b) {
   }
 }
 
-// 4:2:0: DCT coefficients of chroma block (b.by, b.bx): each chroma sample is the mean of a 2x2 pixel square
-// (edges replicated) of the level-shifted Cb and Cr. Shared by the forward and the backward.
+// 4:2:0: the level-shifted Cb and Cr samples of chroma block (b.by, b.bx): each the mean of a 2x2 pixel
+// square (edges replicated), summed in the order (0,0), (0,1), (1,0), (1,1).
 template <typename IO, typename T>
-NNJ_HD void encode_chroma_420(const RoundtripParams& p, BlockCoord b, T (*cc)[64]) {
+NNJ_HD void chroma_samples_420(const RoundtripParams& p, BlockCoord b, T (*cc)[64]) {
   for (int i = 0; i < 64; ++i) {
     const int64_t cy = b.by * 8 + i / 8, cx = b.bx * 8 + i % 8;
     T sum_cb = T(0), sum_cr = T(0);
@@ -215,6 +215,12 @@ NNJ_HD void encode_chroma_420(const RoundtripParams& p, BlockCoord b, T (*cc)[64
     cc[0][i] = sum_cb * T(0.25);
     cc[1][i] = sum_cr * T(0.25);
   }
+}
+
+// 4:2:0: scaled DCT coefficients of chroma block (b.by, b.bx). Shared by the forward and the backward.
+template <typename IO, typename T>
+NNJ_HD void encode_chroma_420(const RoundtripParams& p, BlockCoord b, T (*cc)[64]) {
+  chroma_samples_420<IO, T>(p, b, cc);
   fdct8x8_scaled(cc[0]);
   fdct8x8_scaled(cc[1]);
 }
