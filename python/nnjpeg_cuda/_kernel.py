@@ -6,6 +6,7 @@ only turns tensors into pointers, strides and the current stream.
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 
 try:
@@ -76,7 +77,7 @@ def forward(images: torch.Tensor, steps: torch.Tensor, out: torch.Tensor, subsam
     when the kernel's path folded that into its read of the input, else None: the caller validates then.
     """
     n, c, h, w = images.shape
-    input_range = torch.zeros(3, dtype=torch.float32) if want_range and images.device.type == "cpu" else None
+    input_range = np.zeros(3, dtype=np.float32) if want_range and images.device.type == "cpu" else None
     k = steps.shape[0]
     steps, table_strides = _steps_and_strides(steps)
     workspace = _chroma_workspace(images, k) if uses_420(c, subsampling, color) else None
@@ -87,11 +88,10 @@ def forward(images: torch.Tensor, steps: torch.Tensor, out: torch.Tensor, subsam
         in_strides=images.stride(), out_strides=out.stride(), table_strides=table_strides,
         dtype=_DTYPE_CODE[images.dtype], subsampling=_SUBSAMPLING_CODE[subsampling], color=_COLOR_CODE[color],
         rounding=_ROUNDING_CODE[grad], num_threads=torch.get_num_threads(), device=device_index, stream=stream,
-        input_range=0 if input_range is None else input_range.data_ptr())
-    if input_range is None or input_range[2].item() != 1.0:
+        input_range=0 if input_range is None else input_range.ctypes.data)
+    if input_range is None or input_range[2] != 1.0:
         return None
-    lo, hi, _ = input_range.tolist()
-    return lo, hi
+    return float(input_range[0]), float(input_range[1])
 
 
 def backward(grad_out: torch.Tensor, images: torch.Tensor, steps: torch.Tensor, grad_in: torch.Tensor,
