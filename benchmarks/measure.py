@@ -12,7 +12,7 @@ from __future__ import annotations
 import statistics
 import time
 from dataclasses import dataclass
-from typing import Callable, List
+from typing import Callable, List, Optional
 
 import torch
 
@@ -23,6 +23,7 @@ class Timing:
     low: float     # fastest run
     high: float    # slowest run
     runs: int
+    cpu_per_wall: float = 0.0  # median process CPU time / wall time per run (CPU only): ~threads busy
 
     @property
     def spread(self) -> float:
@@ -30,7 +31,7 @@ class Timing:
         return (self.high - self.low) / self.median if self.median > 0 else 0.0
 
 
-def _once(fn: Callable, device: str) -> float:
+def _once(fn: Callable, device: str, cpu: Optional[List[float]] = None) -> float:
     if device == "cuda":
         start, stop = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
         torch.cuda.synchronize()
@@ -39,9 +40,12 @@ def _once(fn: Callable, device: str) -> float:
         stop.record()
         torch.cuda.synchronize()
         return start.elapsed_time(stop) / 1000
-    begin = time.perf_counter()
+    cpu_begin, begin = time.process_time(), time.perf_counter()
     fn()
-    return time.perf_counter() - begin
+    wall = time.perf_counter() - begin
+    if cpu is not None and wall > 0:
+        cpu.append((time.process_time() - cpu_begin) / wall)
+    return wall
 
 
 def time_call(fn: Callable, device: str, budget_s: float = 1.5, min_runs: int = 3, max_runs: int = 10,
@@ -54,14 +58,20 @@ def time_call(fn: Callable, device: str, budget_s: float = 1.5, min_runs: int = 
         budget_s: time the timed runs may take together (the first run sets how many fit).
         min_runs, max_runs: bounds on the number of timed runs.
         warmup: untimed calls first (allocations, lazy imports, caches).
+
+    On the CPU the result also carries the median process CPU time / wall time of the runs: about the
+    number of cores the pass kept busy (a 2-thread pass near 1.0 did not get its second core, e.g. because
+    another job held it, or the work serialised on the GIL).
     """
     for _ in range(warmup):
         fn()
-    times: List[float] = [_once(fn, device)]
+    cpu: List[float] = []
+    times: List[float] = [_once(fn, device, cpu)]
     runs = max(min_runs, min(max_runs, int(budget_s / max(times[0], 1e-9))))
     for _ in range(runs - 1):
-        times.append(_once(fn, device))
-    return Timing(statistics.median(times), min(times), max(times), len(times))
+        times.append(_once(fn, device, cpu))
+    return Timing(statistics.median(times), min(times), max(times), len(times),
+                  statistics.median(cpu) if cpu else 0.0)
 
 
 def copy_bandwidth(device: str, megabytes: int = 256, runs: int = 7) -> float:

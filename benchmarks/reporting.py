@@ -13,18 +13,19 @@ from typing import Dict, List, Optional
 
 
 def markdown_table(rows: List[Dict]) -> str:
-    """One line per (workload, dtype, contestant): images/s, MPixel/s, spread, ratio to ours, fraction of limit."""
-    head = ("| workload | dtype | contestant | images timed | images/s | MPixel/s | spread | x ours fwd | of mem. limit |\n"
-            "| --- | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |")
+    """One line per (workload, dtype, contestant): images/s, MPixel/s, spread, ratio to ours, fraction of limit,
+    and CPU/wall (process CPU time over wall time: about how many cores the pass kept busy)."""
+    head = ("| workload | dtype | contestant | images timed | images/s | MPixel/s | spread | x ours fwd | of mem. limit "
+            "| CPU/wall |\n| --- | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
     lines = [head]
     for r in rows:
         if r["status"] != "ok":
-            lines.append(f"| {r['workload']} | {r['dtype']} | {r['contestant']} | | skipped: {r['reason']} | | | | |")
+            lines.append(f"| {r['workload']} | {r['dtype']} | {r['contestant']} | | skipped: {r['reason']} | | | | | |")
             continue
         ratio = f"{r['ratio_to_ours']:.2f}" if r.get("ratio_to_ours") is not None else ""
         lines.append(f"| {r['workload']} | {r['dtype']} | {r['contestant']} | {r['images']} | {r['images_per_s']:,.0f} | "
                      f"{r['mpix_per_s']:,.1f} | {100 * r['spread']:.0f}% | {ratio} | "
-                     f"{100 * r['fraction_of_limit']:.1f}% |")
+                     f"{100 * r['fraction_of_limit']:.1f}% | {r.get('cpu_per_wall', 0):.2f} |")
     return "\n".join(lines)
 
 

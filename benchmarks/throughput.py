@@ -53,9 +53,9 @@ def parse_args(argv=None) -> argparse.Namespace:
                     help="time slow contestants on the first images of the batch, so that one pass takes about "
                          "this many seconds (default 2)")
     ap.add_argument("--json", default=None, help="write results here (default: benchmarks/throughput.json "
-                                                 "for a full run, nothing for --quick)")
+                                                 "for a full run, nothing for --quick or a partial run)")
     ap.add_argument("--plot", default=None, help="write the bar chart here (default: benchmarks/throughput.png "
-                                                 "for a full run, nothing for --quick)")
+                                                 "for a full run, nothing for --quick or a partial run)")
     args = ap.parse_args(argv)
     args.workloads = [w.strip() for w in args.workloads.split(",") if w.strip()]
     args.dtypes = [d.strip() for d in args.dtypes.split(",") if d.strip()]
@@ -69,7 +69,9 @@ def parse_args(argv=None) -> argparse.Namespace:
         ap.error("--device must be cpu or cuda")
     if args.device == "cuda" and not torch.cuda.is_available():
         ap.error("--device cuda: no CUDA device available")
-    if not args.quick:
+    full = (not args.quick and not args.only and args.workloads == list(WORKLOADS)
+            and args.dtypes == list(DTYPES))
+    if full:  # a partial run (--only, --workloads, --dtypes) must not overwrite the recorded full-run files
         args.json = args.json or os.path.join(HERE, "throughput.json")
         args.plot = args.plot or os.path.join(HERE, "throughput.png")
     if args.budget is None:
@@ -182,7 +184,8 @@ def run(args) -> Dict:
         bytes_per_image = ch * h * w * batch.element_size() * (1 + c.levels) * (2 if c.backward else 1)
         ips = n / t.median
         rows.append({**row, "status": "ok", "images": n, "seconds": t.median, "seconds_min": t.low, "seconds_max": t.high,
-                     "runs": t.runs, "spread": t.spread, "images_per_s": ips, "mpix_per_s": ips * h * w / 1e6,
+                     "runs": t.runs, "spread": t.spread, "cpu_per_wall": t.cpu_per_wall, "images_per_s": ips,
+                     "mpix_per_s": ips * h * w / 1e6,
                      "bytes_per_image": bytes_per_image,
                      "fraction_of_limit": ips / (bandwidth / bytes_per_image), "ours": c.ours})
     for r in rows:  # ratio to our forward kernel on the same workload and dtype

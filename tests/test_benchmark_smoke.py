@@ -19,7 +19,7 @@ pytest.importorskip("tqdm", reason="the benchmark shows progress with tqdm (benc
 sys.path.insert(0, os.path.join(ROOT, "benchmarks"))
 
 ROW_FIELDS = {"workload", "dtype", "contestant", "status", "images", "height", "width"}
-OK_FIELDS = {"seconds", "spread", "images_per_s", "mpix_per_s", "fraction_of_limit", "runs"}
+OK_FIELDS = {"seconds", "spread", "images_per_s", "mpix_per_s", "fraction_of_limit", "runs", "cpu_per_wall"}
 
 
 @pytest.fixture(scope="module")
@@ -57,6 +57,7 @@ def test_rows_cover_every_case_with_consistent_numbers(quick_run):
             assert r["mpix_per_s"] == pytest.approx(r["images_per_s"] * r["height"] * r["width"] / 1e6)
             assert r["images_per_s"] == pytest.approx(r["images"] / r["seconds"])
             assert 0 < r["fraction_of_limit"]
+            assert 0 < r["cpu_per_wall"] < (os.cpu_count() or 1) + 1  # process CPU time / wall time
         else:
             assert r["status"] == "skipped" and r["reason"], r
     ours = [r for r in rows if r["contestant"] == "ours fwd"]
