@@ -8,6 +8,7 @@
 
 #include <array>
 #include <string>
+#include <type_traits>
 #include <vector>
 
 #include "nnjpeg/kernels.h"
@@ -120,6 +121,18 @@ void run_ste_backward(const std::string& device_type, const nnjpeg::SteBackwardP
   require(s.output != nullptr && p.grad_output != nullptr && p.grad_input != nullptr,
           "null output or gradient pointer");
   if (p.n == 0) return;
+  if (device_type == "cuda_replay") {  // the CUDA kernel's per-block function on the host (tests)
+    py::gil_scoped_release release;
+    const nnjpeg::Geometry g = nnjpeg::geometry(p);
+    nnjpeg::dispatch_dtype(p.dtype, [&](auto io, auto compute) {
+      using IO = decltype(io);
+      if constexpr (!std::is_same<IO, uint8_t>::value) {
+        for (int64_t item = 0; item < p.n * g.blocks_y * g.blocks_x; ++item)
+          nnjpeg::ste_backward_block<IO, decltype(compute)>(s, nnjpeg::block_coord(item, g.blocks_y, g.blocks_x));
+      }
+    });
+    return;
+  }
   if (device_type == "cpu") {
     py::gil_scoped_release release;
     nnjpeg::cpu::ste_backward(s);
@@ -226,7 +239,8 @@ PYBIND11_MODULE(_C, m) {
       py::arg("subsampling"), py::arg("color"), py::arg("num_threads"), py::arg("device"), py::arg("stream"),
       py::arg("always_recompute") = false,
       "The 'ste' backward (4:4:4, grayscale, plain RGB) from the saved forward output; always_recompute (tests) "
-      "recomputes the decoded pixels of every block.");
+      "recomputes the decoded pixels of every block; device_type 'cuda_replay' runs the CUDA kernel's per-block "
+      "function on host pointers (tests).");
   m.def("cpu_isa", &nnjpeg::cpu::isa_in_use,
         "The CPU code path in use: 'scalar', 'generic', 'avx2' or 'avx512'.");
   m.def("cpu_isas", &nnjpeg::cpu::supported_isas, "CPU code paths this build and processor can run.");

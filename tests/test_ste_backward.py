@@ -139,6 +139,34 @@ def test_fast_path_and_recomputed_blocks_agree_bitwise(photos, dtype, kind):
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("layout", ["contiguous", "strided"])
+@pytest.mark.parametrize("always_recompute", [False, True])
+def test_host_replay_of_the_cuda_kernel_equals_the_cpu_driver(photos, dtype, layout, always_recompute):
+    # The CUDA kernel runs ste_backward_block per block; the CPU driver runs the same steps strip by strip.
+    x = _layout(_images(photos, "saturated", 3, dtype), layout)
+    steps, y = _forward(x, [90, 40, 15], "ycbcr")
+    g = torch.randn(y.shape, generator=torch.Generator().manual_seed(6), dtype=dtype)
+    cpu, replay = torch.empty_like(x), torch.empty_like(x)
+    _kernel.backward_ste(g, y, x, steps, cpu, "4:4:4", "ycbcr", always_recompute)
+    _kernel.backward_ste(g, y, x, steps, replay, "4:4:4", "ycbcr", always_recompute, cuda_replay=True)
+    assert torch.equal(cpu, replay)
+
+
+@pytest.mark.cuda
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_cuda_kernel_equals_the_cpu_kernel(photos, dtype):
+    x = _images(photos, "saturated", 3, dtype)
+    steps, y = _forward(x, [90, 40, 15], "ycbcr")
+    g = torch.randn(y.shape, generator=torch.Generator().manual_seed(7), dtype=dtype)
+    cpu = ops.roundtrip_backward_ste(g, y, x, steps, "4:4:4", "ycbcr")
+    xc, stepsc = x.cuda(), steps.cuda()
+    yc = torch.ops.nnjpeg.roundtrip(xc, stepsc, "4:4:4", "ycbcr", "ste", True)
+    assert torch.equal(yc.cpu(), y)
+    gpu = ops.roundtrip_backward_ste(g.cuda(), yc, xc, stepsc, "4:4:4", "ycbcr")
+    assert torch.equal(gpu.cpu(), cpu)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
 def test_outputs_exactly_on_the_bounds_need_the_recomputed_pixels(photos, dtype):
     # Quality 100 (steps of 1): the flat blocks decode exactly to 0 and 255. The output alone (exactly 0 or 1)
     # cannot tell these pixels (gradient passes) from clamped ones; the recomputation can.

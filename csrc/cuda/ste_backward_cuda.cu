@@ -14,8 +14,12 @@ namespace nnjpeg {
 namespace cuda {
 namespace {
 
+// At most 64 registers (8 blocks of 128 threads per SM): the common path only streams memory and wants
+// occupancy; the rare recompute path spills instead (ptxas, sm_90, float: 118 registers and no spills
+// without the bound, 64 and ~0.5 KB of spills with it). Not yet timed on a GPU.
 template <typename IO, typename T>
-__global__ void ste_backward_kernel(const SteBackwardParams s, int64_t items, int64_t blocks_y, int64_t blocks_x) {
+__global__ void __launch_bounds__(kThreadsPerBlock, 8)
+    ste_backward_kernel(const SteBackwardParams s, int64_t items, int64_t blocks_y, int64_t blocks_x) {
   const int64_t stride = grid_item_stride(gridDim.x, blockDim.x);
   for (int64_t item = grid_first_item(blockIdx.x, threadIdx.x, blockDim.x); item < items; item += stride)
     ste_backward_block<IO, T>(s, block_coord(item, blocks_y, blocks_x));
