@@ -152,6 +152,26 @@ def test_host_replay_of_the_cuda_kernel_equals_the_cpu_driver(photos, dtype, lay
     assert torch.equal(cpu, replay)
 
 
+@pytest.mark.parametrize("always_recompute", [False, True])
+@pytest.mark.parametrize("channels", [3, 1])
+def test_every_cpu_simd_path_recomputes_bitwise_like_the_scalar_one(photos, always_recompute, channels):
+    # float32 blocks that need their pixels run through the SIMD block math (ste_simd_impl.h), one block per lane.
+    x = _layout(_images(photos, "saturated", channels, torch.float32), "strided")
+    steps, y = _forward(x, [90, 40, 15], "ycbcr")
+    g = torch.randn(y.shape, generator=torch.Generator().manual_seed(8))
+    results = {}
+    try:
+        for isa in _kernel._C.cpu_isas():  # "scalar" first
+            _kernel._C.set_cpu_isa(isa)
+            results[isa] = torch.empty_like(x)
+            _kernel.backward_ste(g, y, x, steps, results[isa], "4:4:4", "ycbcr", always_recompute)
+    finally:
+        _kernel._C.set_cpu_isa("auto")
+    assert "scalar" in results
+    for isa, got in results.items():
+        assert torch.equal(got, results["scalar"]), isa
+
+
 @pytest.mark.cuda
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
 def test_cuda_kernel_equals_the_cpu_kernel(photos, dtype):

@@ -146,8 +146,9 @@ NNJ_HD void ste_recompute_block(const SteBackwardParams& s, BlockCoord b) {
 }
 
 // grad_input of one 8x8 block (its pixels inside the image), summed over the levels in increasing order.
-// The CUDA kernel runs this per block; the CPU driver runs the same three steps over a strip of blocks in
-// row-major order (same arithmetic, bitwise the same result).
+// The CUDA kernel runs this per block; the CPU driver (csrc/cpu/ste_backward_cpu.cpp) runs the same test,
+// the same sum and the same recompute over a strip of blocks in row-major order: bitwise the same result
+// (tests/test_ste_backward.py replays this function on the host).
 template <typename IO, typename T>
 NNJ_HD void ste_backward_block(const SteBackwardParams& s, BlockCoord b) {
   if (s.always_recompute || ste_block_needs_pixels<IO>(s, b)) {
