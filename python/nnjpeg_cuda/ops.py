@@ -1,4 +1,4 @@
-"""The torch ops ``nnjpeg::roundtrip`` and ``nnjpeg::roundtrip_backward``.
+"""The torch ops ``nnjpeg::roundtrip``, ``nnjpeg::roundtrip_backward`` and ``nnjpeg::roundtrip_backward_ste``.
 
 Registered with ``torch.library.custom_op``: each has a fake implementation (so ``torch.compile`` traces
 through it without running it) and the forward has autograd. CPU and CUDA tensors run the compiled
