@@ -65,6 +65,16 @@ void ste_backward_strip(const SteBackwardParams& s, const SimdRecompute& simd, i
   for (int64_t ch = 0; ch < p.c; ++ch)
     for (int64_t r = 0; r < rows; ++r) {
       const int64_t y = by * 8 + r;
+      if (p.levels == 1 && os == 1 && gs == 1 && is == 1) {  // the common case in one loop
+        const IO* orow = out + offset5(s.output_stride, 0, n, ch, y, x0);
+        const IO* grow = gout + offset5(p.out_stride, 0, n, ch, y, x0);
+        IO* dst = gin + offset4(p.grad_in_stride, n, ch, y, x0);
+        for (int64_t x = 0; x < len; ++x) {
+          column[x] |= uint8_t(output_needs_pixel(orow[x]));
+          dst[x] = IO(T(0) + T(grow[x]));
+        }
+        continue;
+      }
       for (int64_t x = 0; x < len; ++x) acc[x] = T(0);
       for (int64_t k = 0; k < p.levels; ++k) {
         const IO* orow = out + offset5(s.output_stride, k, n, ch, y, x0);
