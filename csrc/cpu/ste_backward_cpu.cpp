@@ -32,6 +32,8 @@ struct SimdRecompute {
 };
 
 // The SIMD recompute of the current CPU path (float32 only; cpu_isa.cpp only selects what this build has).
+constexpr int kMaxLanes = 16;
+
 SimdRecompute simd_recompute(int dtype) {
   if (dtype != kFloat32) return {0, nullptr};
   switch (current_isa()) {
@@ -104,7 +106,7 @@ void ste_backward_strip(const SteBackwardParams& s, const SimdRecompute& simd, i
     needs[bx - bx0] = any != 0;
   }
   if (simd.lanes > 0) {  // float32: the flagged blocks of the strip in groups of lanes
-    int64_t group[16];
+    int64_t group[kMaxLanes];
     int count = 0;
     for (int64_t bx = bx0; bx < bx1; ++bx) {
       if (needs[bx - bx0]) group[count++] = bx;
@@ -127,7 +129,8 @@ void ste_backward(const SteBackwardParams& s) {
   advise_huge_pages(p.grad_input, p.grad_in_stride, in_sizes, 4, element_size(p.dtype));
   const Geometry g = geometry(p);
   const int64_t strips_x = (g.blocks_x + kStripBlocks - 1) / kStripBlocks;
-  const SimdRecompute simd = simd_recompute(p.dtype);
+  SimdRecompute simd = simd_recompute(p.dtype);
+  if (simd.lanes > kMaxLanes) simd = {0, nullptr};
   dispatch_dtype(p.dtype, [&](auto io, auto compute) {
     using IO = decltype(io);
     using T = decltype(compute);

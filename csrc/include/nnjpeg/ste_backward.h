@@ -1,14 +1,15 @@
-// The "ste" backward for 4:4:4, grayscale and plain RGB without recomputing the round trip, written once
-// for both kernels (the CPU driver is csrc/cpu/ste_backward_cpu.cpp, the CUDA one csrc/cuda/ste_backward_cuda.cu).
+// The "ste" backward for 4:4:4, grayscale and plain RGB without recomputing the round trip, written once for
+// both kernels (the CPU driver is csrc/cpu/ste_backward_cpu.cpp, the CUDA one csrc/cuda/ste_backward_cuda.cu).
 //
 // Why it is exact. With grad = "ste" the rounding's derivative is 1, so for every pixel inside the image the
 // round trip's Jacobian is crop * M_inv * IDCT * DCT * M * pad: the DCT pair is orthonormal (IDCT * DCT = I),
 // the edge replication and the cropping cancel, and what is left is the per-pixel 3x3 product M_inv * M of
 // the colour transforms (color.h). Its constants are the JFIF matrix to 15 digits and the *exact* inverse of
 // it written to 15 digits (reference.py derives both from 0.299/0.587/0.114, 1.402, 1.772), so
-// |M_inv * M - I| < 1e-15 elementwise: the identity, below the rounding of the double compute type and far
-// below float's. (Grayscale and color = "rgb" have M = M_inv = I outright.) The output is clamped to
-// [0, 255], whose derivative is 1 inside and at the bounds, 0 beyond; the levels add up. Hence
+// |M_inv * M - I| < 1e-15 elementwise: the identity to a few double ulps, far below float's rounding (the
+// float64 tests against the adjoint-chain kernel hold to 1e-12). Grayscale and color = "rgb" have M = I.
+// The output is clamped to [0, 255], whose derivative is 1 inside and at the bounds, 0 beyond; the levels
+// add up. Hence
 //
 //     grad_input[n, c, y, x] = sum over k of  mask_k[n, c, y, x] * grad_output[k, n, c, y, x],
 //     mask_k = 1 where the decoded pixel px (0..255 scale, before the clamp) satisfies 0 <= px <= 255.
@@ -17,8 +18,9 @@
 // (0, 255), so the gradient passes (px <= 0 stores exactly 0, px >= 255 exactly 255 / 255 = 1). Where out is
 // exactly 0 or 1 the output alone cannot tell px == 0 (passes) from px < 0 (blocked): such a block is
 // recomputed with the forward's own block math (load_block_255, encode_block, decode_pixels: bitwise what the
-// forward computed) and masked with pass_unclamped, exactly as roundtrip_block_444_backward does. That block
-// then costs about one forward; blocks of ordinary content cost two reads and one write per pixel.
+// forward computed, as long as the forward kernels stay bitwise equal to this shared math) and masked with
+// pass_unclamped, exactly as roundtrip_block_444_backward does. That block then costs about one forward;
+// blocks of ordinary content cost two reads and one write per pixel.
 #pragma once
 
 #include <stdint.h>
