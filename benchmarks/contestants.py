@@ -1,9 +1,15 @@
 """The contestants of the throughput benchmark: each turns a batch into a timed callable, or says why not.
 
 Every contestant takes the same input, an (N, 3, H, W) torch tensor (uint8 0..255 or float32 0..1,
-contiguous NCHW), and produces a tensor of the same kind, at JPEG quality 75. Conversions a PyTorch user
-would need (layout, dtype, tensor <-> numpy) are part of the timed work. Peers that code real JPEG files
-(Pillow, OpenCV, torchvision) run 4:4:4 chroma, like our default; kornia's codec is always 4:2:0.
+contiguous NCHW), at JPEG quality 75. Two kinds of rows for the peers that code real JPEG files:
+
+- "tensor in/out" rows (and kornia, ART, ours): a tensor of the same kind comes out; conversions a PyTorch
+  user would need (layout, dtype, colour order, tensor <-> numpy) are part of the timed work.
+- "codec only" rows (Pillow, OpenCV; uint8 only): the library's native input is prepared outside the timed
+  pass (see peers.py) and only encode + decode is timed: the peer at its best.
+
+Pillow and OpenCV run both 4:4:4 chroma (our default) and 4:2:0 (their default); kornia's codec and ART's
+`JpegCompression` (Pillow's default) are always 4:2:0.
 
 Example:
     >>> from contestants import build_contestants
@@ -12,16 +18,15 @@ Example:
 
 from __future__ import annotations
 
-import io
 import os
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Callable, List, Optional
 
-import numpy as np
 import torch
 
-QUALITY = 75
+import peers
+
+QUALITY = peers.QUALITY
 MULTI_QUALITIES = (90, 75, 50, 30, 10)  # roundtrip_multi with K = 5 levels
 
 
@@ -40,7 +45,11 @@ class Contestant:
         dtypes: input dtypes it takes ("uint8", "float32").
         levels: output images per input image (K for roundtrip_multi), for the memory-bound limit.
         backward: True when the pass includes a backward pass (another read and write of the batch).
-        ours: True for this project's kernel entries.
+        ours: True for the entry every row's "x ours fwd" ratio is taken against ("ours fwd").
+        group: "peer", "peer codec only", "reference" or "ours".
+        library: "Pillow", "OpenCV", "kornia", "ART", "ours", ... (the targets pick a library's best row).
+        subsampling: chroma subsampling of the JPEG it codes ("4:4:4" or "4:2:0").
+        native: True for codec-only rows (native input prepared outside the timed pass).
     """
 
     name: str
@@ -50,58 +59,9 @@ class Contestant:
     backward: bool = False
     ours: bool = False
     group: str = field(default="peer")
-
-
-def _to_hwc_u8(batch: torch.Tensor) -> List[np.ndarray]:
-    x = batch if batch.dtype == torch.uint8 else (batch * 255).round_().clamp_(0, 255).to(torch.uint8)
-    x = x.permute(0, 2, 3, 1).contiguous().numpy()
-    return [x[i] for i in range(x.shape[0])]
-
-
-def _from_hwc_u8(images: List[np.ndarray], like: torch.Tensor) -> torch.Tensor:
-    out = torch.from_numpy(np.stack(images)).permute(0, 3, 1, 2).contiguous()
-    return out if like.dtype == torch.uint8 else out.float().div_(255)
-
-
-def _per_image(codec: Callable[[np.ndarray], np.ndarray], threads: int) -> Callable:
-    """Wrap a per-image HWC uint8 codec into a batch pass over `threads` threads (codecs release the GIL)."""
-
-    def prepare(batch: torch.Tensor, device: str) -> Callable:
-        if device != "cpu":
-            raise Skip("CPU library")
-        if threads > 1 and (os.cpu_count() or 1) < 2:
-            raise Skip("one CPU core")
-        pool = ThreadPoolExecutor(threads) if threads > 1 else None
-
-        def run():
-            images = _to_hwc_u8(batch)
-            decoded = list(pool.map(codec, images, chunksize=max(1, len(images) // (4 * threads)))) if pool \
-                else [codec(im) for im in images]
-            return _from_hwc_u8(decoded, batch)
-
-        return run
-
-    return prepare
-
-
-def _pillow_codec(img: np.ndarray) -> np.ndarray:
-    from PIL import Image
-
-    buf = io.BytesIO()
-    Image.fromarray(img).save(buf, format="JPEG", quality=QUALITY, subsampling=0)
-    buf.seek(0)
-    return np.asarray(Image.open(buf).convert("RGB"))
-
-
-def _opencv_codec(img: np.ndarray) -> np.ndarray:
-    import cv2
-
-    # OpenCV works in BGR; the swap is part of a PyTorch (RGB) user's cost.
-    ok, data = cv2.imencode(".jpg", img[:, :, ::-1], [cv2.IMWRITE_JPEG_QUALITY, QUALITY,
-                                                        cv2.IMWRITE_JPEG_SAMPLING_FACTOR, 0x111111])
-    if not ok:
-        raise RuntimeError("cv2.imencode failed")
-    return cv2.imdecode(data, cv2.IMREAD_COLOR)[:, :, ::-1]
+    library: str = ""
+    subsampling: str = "4:4:4"
+    native: bool = False
 
 
 def _needs(module: str, extra: str = "") -> None:
@@ -113,27 +73,64 @@ def _needs(module: str, extra: str = "") -> None:
         raise Skip(f"{module} not installed ({type(exc).__name__}){extra}") from None
 
 
-def _pillow(threads: int) -> Callable:
-    inner = _per_image(_pillow_codec, threads)
+_MODULE = {"Pillow": "PIL", "OpenCV": "cv2"}
+_CHW_CODEC = {"Pillow": peers.pillow_chw_codec, "OpenCV": peers.opencv_chw_codec}
+_NATIVE_CODEC = {"Pillow": peers.pillow_image_codec, "OpenCV": peers.opencv_bgr_codec}
+
+
+def _cpu_threads(device: str, threads: int) -> None:
+    if device != "cpu":
+        raise Skip("CPU library")
+    if threads > 1 and (os.cpu_count() or 1) < 2:
+        raise Skip("one CPU core")
+
+
+def _peer_tensor(library: str, subsampling: str, threads: int) -> Callable:
+    """Tensor in, tensor out, as a PyTorch user calls the library (conversions timed)."""
 
     def prepare(batch, device):
-        _needs("PIL")
-        return inner(batch, device)
+        _cpu_threads(device, threads)
+        _needs(_MODULE[library])
+        if library == "OpenCV":
+            import cv2
+
+            cv2.setNumThreads(threads)
+        return peers.tensor_pass(_CHW_CODEC[library](subsampling), batch, threads)
 
     return prepare
 
 
-def _opencv(threads: int) -> Callable:
-    inner = _per_image(_opencv_codec, threads)
+def _peer_native(library: str, subsampling: str, threads: int) -> Callable:
+    """The codec alone on the library's native input, prepared outside the timed pass."""
 
     def prepare(batch, device):
-        _needs("cv2")
-        import cv2
+        _cpu_threads(device, threads)
+        _needs(_MODULE[library])
+        if library == "OpenCV":
+            import cv2
 
-        cv2.setNumThreads(threads)
-        return inner(batch, device)
+            cv2.setNumThreads(threads)
+        return peers.native_pass(_NATIVE_CODEC[library](subsampling), peers.native_inputs(batch, library), threads)
 
     return prepare
+
+
+def peer_contestants(cores: int) -> List[Contestant]:
+    """Pillow and OpenCV, 4:4:4 and 4:2:0, 1 and `cores` threads, tensor in/out and codec only."""
+    out = []
+    native_input = {"Pillow": "prepared PIL images", "OpenCV": "prepared BGR HWC uint8"}
+    for library in ("Pillow", "OpenCV"):
+        for sub in peers.SUBSAMPLINGS:
+            for threads in sorted({1, cores}):
+                t = f"{threads} thread{'s' if threads > 1 else ''}"
+                out.append(Contestant(f"{library} {sub} {t}, tensor in/out", _peer_tensor(library, sub, threads),
+                                      library=library, subsampling=sub))
+            for threads in sorted({1, cores}):
+                t = f"{threads} thread{'s' if threads > 1 else ''}"
+                out.append(Contestant(f"{library} {sub} {t}, codec only ({native_input[library]})",
+                                      _peer_native(library, sub, threads), dtypes=("uint8",), library=library,
+                                      subsampling=sub, native=True, group="peer codec only"))
+    return out
 
 
 def _torchvision(batch: torch.Tensor, device: str) -> Callable:
@@ -237,21 +234,21 @@ def build_contestants(device: str) -> List[Contestant]:
     """All contestants, peers first, then the reference, then our kernel's variants."""
     cores = os.cpu_count() or 1
     floats = ("float32",)
-    return [
-        Contestant("Pillow 1 thread", _pillow(1)),
-        Contestant(f"Pillow {cores} threads", _pillow(cores)),
-        Contestant("OpenCV 1 thread", _opencv(1)),
-        Contestant(f"OpenCV {cores} threads", _opencv(cores)),
-        Contestant("torchvision encode+decode", _torchvision),
-        Contestant("kornia fwd (4:2:0)", _kornia(False), dtypes=floats),
-        Contestant("kornia fwd+bwd (4:2:0)", _kornia(True), dtypes=floats, backward=True),
-        Contestant("ART JpegCompression", _art, dtypes=floats),
-        Contestant("ours: reference (PyTorch)", _reference, group="reference"),
-        Contestant("ours fwd", _ours(), ours=True, group="ours"),
-        Contestant("ours fwd, validate=False", _ours(validate=False), group="ours"),
-        Contestant("ours fwd 4:2:0", _ours("4:2:0"), group="ours"),
-        Contestant("ours fwd+bwd bpda", _ours(grad="bpda"), dtypes=floats, backward=True, group="ours"),
-        Contestant("ours fwd+bwd ste", _ours(grad="ste"), dtypes=floats, backward=True, group="ours"),
-        Contestant("ours fwd+bwd smooth", _ours(grad="smooth"), dtypes=floats, backward=True, group="ours"),
-        Contestant("ours multi K=5", _ours(multi=True), levels=len(MULTI_QUALITIES), group="ours"),
+    return peer_contestants(cores) + [
+        Contestant("torchvision encode+decode (4:2:0)", _torchvision, library="torchvision", subsampling="4:2:0"),
+        Contestant("kornia fwd (4:2:0)", _kornia(False), dtypes=floats, library="kornia", subsampling="4:2:0"),
+        Contestant("kornia fwd+bwd (4:2:0)", _kornia(True), dtypes=floats, backward=True, library="kornia",
+                   subsampling="4:2:0"),
+        Contestant("ART JpegCompression (4:2:0)", _art, dtypes=floats, library="ART", subsampling="4:2:0"),
+        Contestant("ours: reference (PyTorch)", _reference, group="reference", library="reference"),
+        Contestant("ours fwd", _ours(), ours=True, group="ours", library="ours"),
+        Contestant("ours fwd, validate=False", _ours(validate=False), group="ours", library="ours"),
+        Contestant("ours fwd 4:2:0", _ours("4:2:0"), group="ours", library="ours", subsampling="4:2:0"),
+        Contestant("ours fwd+bwd bpda", _ours(grad="bpda"), dtypes=floats, backward=True, group="ours",
+                   library="ours"),
+        Contestant("ours fwd+bwd ste", _ours(grad="ste"), dtypes=floats, backward=True, group="ours",
+                   library="ours"),
+        Contestant("ours fwd+bwd smooth", _ours(grad="smooth"), dtypes=floats, backward=True, group="ours",
+                   library="ours"),
+        Contestant("ours multi K=5", _ours(multi=True), levels=len(MULTI_QUALITIES), group="ours", library="ours"),
     ]

@@ -9,6 +9,12 @@ Usage:
     python benchmarks/throughput.py                      # full run (a few minutes on 2 cores)
     python benchmarks/throughput.py --quick --json out.json   # CI smoke run, seconds
     python benchmarks/throughput.py --workloads W1 --dtypes float32 --only ours
+    python benchmarks/throughput.py --workloads W1,W2 --dtypes uint8 --only "codec only"   # peers at their best
+
+Pillow and OpenCV appear twice: "tensor in/out" rows time the conversions a PyTorch user pays, "codec only"
+rows time encode + decode alone on the library's native input prepared beforehand (peers.py). Both at 4:4:4
+and 4:2:0; the "ours / OpenCV's best" targets compare like with like (same subsampling) against OpenCV's
+fastest row of any kind and say which row that was.
 """
 
 from __future__ import annotations
@@ -27,7 +33,8 @@ sys.path.insert(0, HERE)
 
 from contestants import Skip, build_contestants  # noqa: E402
 from measure import copy_bandwidth, time_call  # noqa: E402
-from reporting import bar_chart, cpu_targets, markdown_table, targets_table, write_json  # noqa: E402
+from reporting import (bar_chart, cpu_targets, markdown_table, peer_comparisons, peer_table,  # noqa: E402
+                       targets_table, write_json)
 from workloads import WORKLOADS, as_dtype, make_batch  # noqa: E402
 
 DTYPES = ("float32", "uint8")
@@ -160,7 +167,8 @@ def run(args) -> Dict:
             batches[(wl_name, dtype)] = as_dtype(uint8_batch[wl_name], dtype)
         batch = batches[(wl_name, dtype)]
         n, ch, h, w = batch.shape
-        row = {"workload": wl_name, "dtype": dtype, "contestant": c.name, "height": h, "width": w}
+        row = {"workload": wl_name, "dtype": dtype, "contestant": c.name, "height": h, "width": w,
+               "library": c.library, "subsampling": c.subsampling, "native": c.native, "group": c.group}
         try:
             if dtype not in c.dtypes:
                 raise Skip(f"takes {'/'.join(c.dtypes)} input")
@@ -187,7 +195,8 @@ def run(args) -> Dict:
             "load_before": load_before, "load_after": _load(), "time_utc": time.strftime("%Y-%m-%d %H:%M UTC",
                                                                                          time.gmtime()),
             "copy_bandwidth_gb_per_s": bandwidth / 1e9, "quality": 75, "results": rows,
-            "targets": cpu_targets(rows) if args.device == "cpu" else []}
+            "targets": cpu_targets(rows) if args.device == "cpu" else [],
+            "peer_comparisons": peer_comparisons(rows)}
 
 
 def main(argv=None) -> int:
@@ -199,6 +208,10 @@ def main(argv=None) -> int:
     print(f"memory copy: {bw:.1f} GB/s read+write -> limit {bw * 1e9 / 24 / 1e6:,.0f} MPixel/s for float32 RGB, "
           f"{bw * 1e9 / 6 / 1e6:,.0f} for uint8 (in + out)\n")
     print(markdown_table(out["results"]))
+    if out["peer_comparisons"]:
+        print("\nOurs against each peer's best row, same chroma subsampling (\"any input\": over every row of the "
+              "library, tensor in/out and codec only, any dtype for ours float32, uint8 rows for ours uint8; "
+              "\"tensor, same dtype\": the like-for-like PyTorch call):\n" + peer_table(out["peer_comparisons"]))
     if out["targets"]:
         print("\nTargets (issue 3, CPU):\n" + targets_table(out["targets"]))
     if args.json:

@@ -182,15 +182,19 @@ PYBIND11_MODULE(_C, m) {
       [](const std::string& device_type, uintptr_t input, uintptr_t output, uintptr_t tables, uintptr_t workspace,
          std::array<int64_t, 4> shape, int64_t levels, std::array<int64_t, 4> in_strides,
          std::array<int64_t, 5> out_strides, std::array<int64_t, 2> table_strides, int dtype, int subsampling,
-         int color, int rounding, int num_threads, int device, uintptr_t stream) {
-        run_forward(device_type, make_params(input, output, tables, workspace, shape, levels, in_strides,
-                                             out_strides, table_strides, dtype, subsampling, color, rounding,
-                                             num_threads, device, stream));
+         int color, int rounding, int num_threads, int device, uintptr_t stream, uintptr_t input_range) {
+        RoundtripParams p = make_params(input, output, tables, workspace, shape, levels, in_strides, out_strides,
+                                        table_strides, dtype, subsampling, color, rounding, num_threads, device,
+                                        stream);
+        // A host float[3] (see params.h); only the CPU kernel fills it.
+        require(input_range == 0 || device_type == "cpu", "input_range is filled by the CPU kernel only");
+        p.input_range = reinterpret_cast<float*>(input_range);
+        run_forward(device_type, p);
       },
       py::arg("device_type"), py::arg("input"), py::arg("output"), py::arg("tables"), py::arg("workspace"),
       py::arg("shape"), py::arg("levels"), py::arg("in_strides"), py::arg("out_strides"), py::arg("table_strides"),
       py::arg("dtype"), py::arg("subsampling"), py::arg("color"), py::arg("rounding"), py::arg("num_threads"),
-      py::arg("device"), py::arg("stream"));
+      py::arg("device"), py::arg("stream"), py::arg("input_range") = 0);
   m.def(
       "backward",
       [](const std::string& device_type, uintptr_t input, uintptr_t grad_output, uintptr_t grad_input,

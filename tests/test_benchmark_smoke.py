@@ -1,11 +1,14 @@
-"""Smoke test of the throughput benchmark: `benchmarks/throughput.py --quick` runs and writes complete JSON."""
+"""The throughput benchmark: `benchmarks/throughput.py --quick` runs and writes complete JSON (slow smoke
+test), the Pillow / OpenCV peers code what their labels say (fast), and the targets pick the peers' best rows."""
 
 import json
 import os
 import subprocess
 import sys
 
+import numpy as np
 import pytest
+import torch
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SCRIPT = os.path.join(ROOT, "benchmarks", "throughput.py")
@@ -13,7 +16,7 @@ SCRIPT = os.path.join(ROOT, "benchmarks", "throughput.py")
 pytest.importorskip("skimage", reason="the benchmark's workloads are scikit-image photos (bench extra)")
 pytest.importorskip("tqdm", reason="the benchmark shows progress with tqdm (bench extra)")
 
-pytestmark = pytest.mark.slow  # ~15-30 s on 2 busy cores
+sys.path.insert(0, os.path.join(ROOT, "benchmarks"))
 
 ROW_FIELDS = {"workload", "dtype", "contestant", "status", "images", "height", "width"}
 OK_FIELDS = {"seconds", "spread", "images_per_s", "mpix_per_s", "fraction_of_limit", "runs"}
@@ -31,6 +34,7 @@ def quick_run(tmp_path_factory):
     return json.loads(path.read_text()), proc.stdout, plot
 
 
+@pytest.mark.slow  # the smoke run: ~15-30 s on 2 busy cores
 def test_json_has_machine_versions_and_bandwidth(quick_run):
     data, _, _ = quick_run
     assert data["quick"] is True and data["quality"] == 75
@@ -40,6 +44,7 @@ def test_json_has_machine_versions_and_bandwidth(quick_run):
     assert "load average" in data["load_before"] or data["load_before"] == "unknown"
 
 
+@pytest.mark.slow
 def test_rows_cover_every_case_with_consistent_numbers(quick_run):
     data, _, _ = quick_run
     rows = data["results"]
@@ -61,9 +66,113 @@ def test_rows_cover_every_case_with_consistent_numbers(quick_run):
     assert float_only and all(r["status"] == "skipped" and "float32" in r["reason"] for r in float_only)
 
 
+@pytest.mark.slow
 def test_table_targets_and_chart(quick_run):
     data, stdout, plot = quick_run
     assert "| workload | dtype | contestant |" in stdout and "ours fwd" in stdout
-    assert any(t["target"].startswith("W2 float32: ours fwd / best OpenCV") for t in data["targets"]) or \
-        not any(r["contestant"].startswith("OpenCV") and r["status"] == "ok" for r in data["results"])
+    if any(r["contestant"].startswith("OpenCV") and r["status"] == "ok" for r in data["results"]):
+        for name in ("W2 float32 4:4:4: ours fwd / OpenCV's best 4:4:4 row",
+                     "W2 uint8 4:4:4: ours fwd / OpenCV's best 4:4:4 row",
+                     "W2 float32 4:2:0: ours fwd 4:2:0 / OpenCV's best 4:2:0 row",
+                     "W2 uint8 4:2:0: ours fwd 4:2:0 / OpenCV's best 4:2:0 row"):
+            assert any(t["target"].startswith(name) for t in data["targets"]), name
+        assert "codec only" in stdout and "OpenCV best, any input" in stdout
     assert plot.exists() and plot.stat().st_size > 1000
+
+
+# --- the peers code what their labels say (fast) ---------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def photos():
+    from workloads import make_batch
+
+    return make_batch("W1", quick=True)[:2]  # two 224x224 photo crops, uint8 NCHW
+
+
+def _roundtrip_rows(peers, library, sub, batch, threads=1):
+    codec = {"OpenCV": peers.opencv_chw_codec, "Pillow": peers.pillow_chw_codec}[library](sub)
+    return peers.tensor_pass(codec, batch, threads)()
+
+
+@pytest.mark.parametrize("sub", ["4:4:4", "4:2:0"])
+def test_opencv_tensor_and_codec_only_rows_agree_and_keep_colours(photos, sub):
+    pytest.importorskip("cv2")
+    import peers
+
+    tensor_out = _roundtrip_rows(peers, "OpenCV", sub, photos)
+    native = peers.native_pass(peers.opencv_bgr_codec(sub), peers.native_inputs(photos, "OpenCV"), 2)()
+    native_rgb = np.stack([im[:, :, ::-1] for im in native]).transpose(0, 3, 1, 2)
+    assert tensor_out.dtype == torch.uint8 and tensor_out.shape == photos.shape
+    np.testing.assert_array_equal(tensor_out.numpy(), native_rgb)  # same bytes, only the colour order differs
+    # a swapped colour order would put the error at tens of levels; a JPEG at q75 stays near a few
+    err = (tensor_out.float() - photos.float()).abs().mean(dim=(0, 2, 3))
+    assert (err < 6).all(), err
+
+
+@pytest.mark.parametrize("library", ["OpenCV", "Pillow"])
+def test_float_rows_equal_uint8_rows_over_255(photos, library):
+    pytest.importorskip({"OpenCV": "cv2", "Pillow": "PIL"}[library])
+    import peers
+
+    u8 = _roundtrip_rows(peers, library, "4:4:4", photos)
+    f32 = _roundtrip_rows(peers, library, "4:4:4", photos.float() / 255, threads=2)
+    assert f32.dtype == torch.float32
+    torch.testing.assert_close(f32, u8.float() / 255, rtol=0, atol=1e-6)
+
+
+def test_subsampling_is_what_the_label_says(photos):
+    """OpenCV's and Pillow's libjpeg-turbo agree at the same subsampling and differ across subsamplings."""
+    pytest.importorskip("cv2")
+    pytest.importorskip("PIL")
+    import peers
+
+    out = {(lib, sub): _roundtrip_rows(peers, lib, sub, photos).float()
+           for lib in ("OpenCV", "Pillow") for sub in ("4:4:4", "4:2:0")}
+    for sub, other in (("4:4:4", "4:2:0"), ("4:2:0", "4:4:4")):
+        same = (out["OpenCV", sub] - out["Pillow", sub]).abs().mean()
+        cross = (out["OpenCV", sub] - out["Pillow", other]).abs().mean()
+        assert same < 0.5 and cross > 4 * same, (sub, same, cross)
+
+
+def test_split_map_keeps_order_over_threads():
+    from concurrent.futures import ThreadPoolExecutor
+
+    import peers
+
+    with ThreadPoolExecutor(2) as pool:
+        for n in (0, 1, 5, 8):
+            for threads in (1, 2, 3):
+                assert peers.split_map(lambda x: x * x, list(range(n)), pool, threads) == [x * x for x in range(n)]
+
+
+def _row(contestant, dtype, mpix, library, sub="4:4:4", native=False, workload="W1"):
+    return {"workload": workload, "dtype": dtype, "contestant": contestant, "status": "ok", "height": 1,
+            "width": 1, "images": 1, "images_per_s": mpix * 1e6, "mpix_per_s": mpix, "library": library,
+            "subsampling": sub, "native": native, "fraction_of_limit": 0.1}
+
+
+def test_targets_use_the_best_peer_row_of_the_same_subsampling():
+    from reporting import cpu_targets, peer_comparisons
+
+    rows = [_row("ours fwd", "float32", 200, "ours"), _row("ours fwd", "uint8", 400, "ours"),
+            _row("ours fwd 4:2:0", "float32", 70, "ours", "4:2:0"),
+            _row("cv tensor", "float32", 30, "OpenCV"), _row("cv tensor", "uint8", 60, "OpenCV"),
+            _row("cv native", "uint8", 160, "OpenCV", native=True),
+            _row("cv 420 native", "uint8", 210, "OpenCV", "4:2:0", native=True),  # faster, other subsampling
+            _row("pil native", "uint8", 50, "Pillow", native=True)]
+    comp = {(c["subsampling"], c["dtype"]): c for c in peer_comparisons(rows)}
+    f32 = comp["4:4:4", "float32"]
+    assert f32["OpenCV_any"]["contestant"] == "cv native" and f32["OpenCV_any"]["ours_over_peer"] == pytest.approx(1.25)
+    assert f32["OpenCV_tensor"]["contestant"] == "cv tensor" and f32["OpenCV_tensor"]["dtype"] == "float32"
+    assert comp["4:4:4", "uint8"]["OpenCV_any"]["ours_over_peer"] == pytest.approx(2.5)
+    assert comp["4:2:0", "float32"]["OpenCV_any"]["contestant"] == "cv 420 native"
+    assert ("4:2:0", "uint8") not in comp  # no row of ours
+    targets = cpu_targets(rows)
+    f32_target = next(t for t in targets if t["target"].startswith("W1 float32 4:4:4: ours fwd / OpenCV's best"))
+    assert "(cv native, uint8 input; a float32 user must convert)" in f32_target["target"]
+    assert f32_target["measured"] == "1.25x" and f32_target["met"] is False  # goal 3x
+    u8_target = next(t for t in targets if t["target"].startswith("W1 uint8 4:4:4: ours fwd / OpenCV's best"))
+    assert u8_target["measured"] == "2.50x" and "must convert" not in u8_target["target"]
+    f420 = next(t for t in targets if t["target"].startswith("W1 float32 4:2:0: ours fwd 4:2:0"))
+    assert f420["measured"] == "0.33x"  # 70 / 210

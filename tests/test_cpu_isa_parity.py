@@ -45,6 +45,7 @@ def _cases():
     g = torch.Generator().manual_seed(7)
     yield "random 37x45 (edge blocks, partial groups)", torch.rand(3, 3, 37, 45, generator=g)
     yield "random 64x64 (interior groups)", torch.rand(2, 3, 64, 64, generator=g)
+    yield "random 48x272 (4:2:0: interior macro-blocks, 17 per row)", torch.rand(2, 3, 48, 272, generator=g)
     yield "gray 23x17", torch.rand(4, 1, 23, 17, generator=g)
     yield "one block per image", torch.rand(5, 3, 8, 8, generator=g)
     yield "1x1", torch.rand(2, 3, 1, 1, generator=g)
@@ -63,7 +64,9 @@ def _outputs(x):
     out = {"q50": nnjpeg_cuda.roundtrip(x, 50), "q95 rgb": nnjpeg_cuda.roundtrip(x, 95, color="rgb"),
            "multi": nnjpeg_cuda.roundtrip_multi(x, [90, 40, 5]),
            "per-image quality": nnjpeg_cuda.roundtrip(x, torch.arange(n) * 17 % 100 + 1),
-           "420": nnjpeg_cuda.roundtrip(x, 75, subsampling="4:2:0")}
+           "420": nnjpeg_cuda.roundtrip(x, 75, subsampling="4:2:0"),
+           "420 multi smooth": nnjpeg_cuda.roundtrip_multi(x, [90, 20], subsampling="4:2:0", grad="smooth"),
+           "420 per-image quality": nnjpeg_cuda.roundtrip(x, torch.arange(n) * 23 % 100 + 1, subsampling="4:2:0")}
     if x.is_floating_point():
         for grad in ("ste", "smooth"):
             p = x.detach().clone().requires_grad_(True)

@@ -188,18 +188,24 @@ def test_cuda_kernel_equals_the_cpu_kernel(photos, dtype):
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
 def test_outputs_exactly_on_the_bounds_need_the_recomputed_pixels(photos, dtype):
-    # Quality 100 (steps of 1): the flat blocks decode exactly to 0 and 255. The output alone (exactly 0 or 1)
-    # cannot tell these pixels (gradient passes) from clamped ones; the recomputation can.
+    # Flat black and white blocks: in float32 some decode exactly to 0 and 255 (gradient passes), others just
+    # beyond (blocked). The output alone (exactly 0 or 1) cannot tell them apart; the recomputation can, and
+    # must agree with the recomputing kernel. (With the AAN arithmetic, float64 decodes of these blocks miss
+    # the bounds by a few ulps, so there only the agreement is checked.)
     x = _images(photos, "flat", 3, dtype)
-    steps, y = _forward(x, [100], "ycbcr")
-    g = torch.ones_like(y)
-    on_bound = (y == 0) | (y == 1)
-    assert on_bound.any()
-    new = ops.roundtrip_backward_ste(g, y, x, steps, "4:4:4", "ycbcr")
-    old = ops.roundtrip_backward(g, x, steps, "4:4:4", "ycbcr", "ste")
-    torch.testing.assert_close(new, old, atol=ATOL[dtype], rtol=0)
-    naive = (g * ~on_bound).sum(0)  # what a mask from the output alone would give
-    assert (new - naive).abs().max() > 0.5
+    found = False
+    for quality in (100, 95, 90, 75, 50):
+        steps, y = _forward(x, [quality], "ycbcr")
+        g = torch.ones_like(y)
+        on_bound = (y == 0) | (y == 1)
+        assert on_bound.any()
+        new = ops.roundtrip_backward_ste(g, y, x, steps, "4:4:4", "ycbcr")
+        old = ops.roundtrip_backward(g, x, steps, "4:4:4", "ycbcr", "ste")
+        torch.testing.assert_close(new, old, atol=ATOL[dtype], rtol=0)
+        naive = (g * ~on_bound).sum(0)  # what a mask from the output alone would give
+        found = found or bool(((new - naive).abs() > 0.5).any())
+    if dtype == torch.float32:
+        assert found
     # (No float64-reference comparison here: a pixel decoded to exactly 0 by the kernel may be -1e-13 in the
     # reference; such ties are excluded in test_matches_autograd_through_the_float64_reference.)
 

@@ -1,9 +1,11 @@
-// CPU kernel: the block pipelines of roundtrip_block.h over all blocks, on worker threads. 4:4:4 forward
-// (uint8/float32) and backward (float32) run on the SIMD path (simd_kernels.h) chosen at run time; the
-// rest, and the "scalar" choice, run the shared block functions one block per work item.
+// CPU kernel: the block pipelines of roundtrip_block.h over all blocks, on worker threads. The forward
+// (4:4:4 and 4:2:0, uint8/float32) and the 4:4:4 backward (float32) run on the SIMD path (simd_kernels.h)
+// chosen at run time; the rest, and the "scalar" choice, run the shared block functions one block per item.
+#include <math.h>
 #include <stdint.h>
 
 #include <type_traits>
+#include <vector>
 
 #include "cpu_isa.h"
 #include "huge_pages.h"
@@ -17,45 +19,90 @@ namespace nnjpeg {
 namespace cpu {
 namespace {
 
-using GroupFn = void (*)(const RoundtripParams&, const GroupLayout&, int64_t, int64_t);
+using ForwardFn = void (*)(const RoundtripParams&, const GroupLayout&, int64_t, int64_t, InputRange*);
+using BackwardFn = void (*)(const RoundtripParams&, const GroupLayout&, int64_t, int64_t);
 
 struct SimdPath {
   int lanes;
-  GroupFn forward, backward;
+  ForwardFn forward;
+  BackwardFn backward;
+  BackwardFn chroma_420;  // same shape: no input range
+  ForwardFn luma_420;
 };
 
 // The SIMD path of the current ISA; lanes = 0 for the scalar path.
 SimdPath simd_path() {
   switch (current_isa()) {  // cpu_isa.cpp only selects what this build compiled
 #if defined(NNJPEG_X86_ISAS)
-    case Isa::kAvx512: return {avx512::lanes(), avx512::forward_444, avx512::backward_444};
-    case Isa::kAvx2: return {avx2::lanes(), avx2::forward_444, avx2::backward_444};
+    case Isa::kAvx512:
+      return {avx512::lanes(), avx512::forward_444, avx512::backward_444, avx512::chroma_420, avx512::luma_420};
+    case Isa::kAvx2: return {avx2::lanes(), avx2::forward_444, avx2::backward_444, avx2::chroma_420, avx2::luma_420};
 #endif
 #if defined(NNJPEG_SIMD)
-    case Isa::kGeneric: return {generic::lanes(), generic::forward_444, generic::backward_444};
+    case Isa::kGeneric:
+      return {generic::lanes(), generic::forward_444, generic::backward_444, generic::chroma_420, generic::luma_420};
 #endif
-    default: return {0, nullptr, nullptr};
+    default: return {0, nullptr, nullptr, nullptr, nullptr};
   }
 }
 
-// Runs the SIMD path for 4:4:4 (forward: uint8/float32, backward: float32); false when the scalar path
-// must run instead.
-bool simd_444(const RoundtripParams& p, const Geometry& g, bool backward) {
-  const bool dtype_ok = backward ? p.dtype == kFloat32 : (p.dtype == kFloat32 || p.dtype == kUInt8);
-  const SimdPath path = simd_path();
-  if (!dtype_ok || uses_420(p) || path.lanes == 0) return false;
+GroupLayout group_layout(int64_t blocks_y, int64_t blocks_x, int lanes) {
   GroupLayout l;
-  l.blocks_x = g.blocks_x;
-  l.blocks_per_image = g.blocks_y * g.blocks_x;
-  l.groups_per_image = (l.blocks_per_image + path.lanes - 1) / path.lanes;
-  const GroupFn run = backward ? path.backward : path.forward;
-  // Work items of a few groups each; each group is computed by one thread, independently, so results do
-  // not depend on the thread count.
-  const int64_t groups = p.n * l.groups_per_image, per_item = 2;
-  parallel_for((groups + per_item - 1) / per_item, p.num_threads, [&](int64_t item) {
+  l.blocks_x = blocks_x;
+  l.blocks_per_image = blocks_y * blocks_x;
+  l.groups_per_image = (l.blocks_per_image + lanes - 1) / lanes;
+  return l;
+}
+
+// Runs fn(begin, end, range) over every group of the batch in work items of a few groups. Each group is
+// computed by one thread, independently, so results do not depend on the thread count. With `all`, each
+// item folds its input pixels into its own range; they are reduced into *all in item order.
+template <typename Fn>
+void run_groups(const RoundtripParams& p, const GroupLayout& l, InputRange* all, const Fn& fn) {
+  const int64_t groups = p.n * l.groups_per_image, per_item = 2, items = (groups + per_item - 1) / per_item;
+  std::vector<InputRange> ranges(all ? size_t(items) : 0, InputRange{INFINITY, -INFINITY, false});
+  parallel_for(items, p.num_threads, [&](int64_t item) {
     const int64_t begin = item * per_item, end = begin + per_item < groups ? begin + per_item : groups;
-    run(p, l, begin, end);
+    fn(begin, end, all ? &ranges[size_t(item)] : nullptr);
   });
+  for (const InputRange& r : ranges) {
+    all->lo = r.lo < all->lo ? r.lo : all->lo;
+    all->hi = r.hi > all->hi ? r.hi : all->hi;
+    all->nan = all->nan || r.nan;
+  }
+}
+
+// The SIMD forward (4:4:4 and 4:2:0, uint8/float32); false when the scalar path must run instead. Float32
+// input with p.input_range set gets its range published there (params.h).
+bool simd_forward(const RoundtripParams& p, const Geometry& g) {
+  const SimdPath path = simd_path();
+  if (!(p.dtype == kFloat32 || p.dtype == kUInt8) || path.lanes == 0) return false;
+  const bool fold_range = p.input_range != nullptr && p.dtype == kFloat32;
+  InputRange all{INFINITY, -INFINITY, false};
+  const GroupLayout luma = group_layout(g.blocks_y, g.blocks_x, path.lanes);
+  if (uses_420(p)) {
+    const GroupLayout chroma = group_layout(g.chroma_h / 8, g.chroma_w / 8, path.lanes);
+    run_groups(p, chroma, nullptr, [&](int64_t b, int64_t e, InputRange*) { path.chroma_420(p, chroma, b, e); });
+    run_groups(p, luma, fold_range ? &all : nullptr,
+               [&](int64_t b, int64_t e, InputRange* r) { path.luma_420(p, luma, b, e, r); });
+  } else {
+    run_groups(p, luma, fold_range ? &all : nullptr,
+               [&](int64_t b, int64_t e, InputRange* r) { path.forward(p, luma, b, e, r); });
+  }
+  if (fold_range) {
+    p.input_range[0] = all.nan ? NAN : all.lo;
+    p.input_range[1] = all.nan ? NAN : all.hi;
+    p.input_range[2] = 1.0f;
+  }
+  return true;
+}
+
+// The SIMD backward (4:4:4, float32); false when the scalar path must run instead.
+bool simd_backward(const RoundtripParams& p, const Geometry& g) {
+  const SimdPath path = simd_path();
+  if (p.dtype != kFloat32 || uses_420(p) || path.lanes == 0) return false;
+  const GroupLayout luma = group_layout(g.blocks_y, g.blocks_x, path.lanes);
+  run_groups(p, luma, nullptr, [&](int64_t b, int64_t e, InputRange*) { path.backward(p, luma, b, e); });
   return true;
 }
 
@@ -77,7 +124,7 @@ void roundtrip_forward(const RoundtripParams& p) {
     const int64_t ws_sizes[1] = {p.levels * p.n * 2 * g.chroma_h * g.chroma_w}, ws_strides[1] = {1};
     advise_huge_pages(p.workspace, ws_strides, ws_sizes, 1, p.dtype == kFloat64 ? 8 : 4);
   }
-  if (simd_444(p, g, false)) return;
+  if (simd_forward(p, g)) return;
   dispatch_dtype(p.dtype, [&](auto io, auto compute) {
     using IO = decltype(io);
     using T = decltype(compute);
@@ -98,7 +145,7 @@ void roundtrip_backward(const RoundtripParams& p) {
   const Geometry g = geometry(p);
   const int64_t in_sizes[4] = {p.n, p.c, p.h, p.w};
   advise_huge_pages(p.grad_input, p.grad_in_stride, in_sizes, 4, element_size(p.dtype));
-  if (simd_444(p, g, true)) return;
+  if (simd_backward(p, g)) return;
   dispatch_dtype(p.dtype, [&](auto io, auto compute) {
     using IO = decltype(io);
     using T = decltype(compute);

@@ -3,7 +3,7 @@
 // value-level block math of roundtrip_block.h with T = Vec (one block per lane), so each lane is bitwise
 // equal to the scalar kernel. Blocks wholly inside the image load and store whole rows of 8 pixels and
 // transpose them into lanes; blocks at the bottom/right edge go through the scalar pixel accessors
-// (edge replication, padding never stored), lane by lane.
+// (edge replication, padding never stored), lane by lane. The 4:2:0 forward is in simd_420.h.
 #pragma once
 
 #ifndef NNJPEG_PRIVATE_COPY
@@ -35,7 +35,8 @@ struct Group {
   bool interior;  // every block lies wholly inside the image
 };
 
-Group make_group(const RoundtripParams& p, const GroupLayout& l, int64_t item) {
+// `pixels`: the side of the square of pixels a block covers (8; 16 for 4:2:0 chroma blocks).
+Group make_group(const RoundtripParams& p, const GroupLayout& l, int64_t item, int pixels = 8) {
   Group g;
   g.n = item / l.groups_per_image;
   const int64_t first = (item % l.groups_per_image) * kLanes;
@@ -46,34 +47,64 @@ Group make_group(const RoundtripParams& p, const GroupLayout& l, int64_t item) {
     const int64_t b = first + (j < g.count ? j : g.count - 1);
     g.by[j] = b / l.blocks_x;
     g.bx[j] = b % l.blocks_x;
-    g.interior = g.interior && g.by[j] * 8 + 8 <= p.h && g.bx[j] * 8 + 8 <= p.w;
+    g.interior = g.interior && (g.by[j] + 1) * pixels <= p.h && (g.bx[j] + 1) * pixels <= p.w;
   }
   return g;
 }
 
-// Pixels of the group on the 0..255 scale (channels [0, p.c)).
+// Running min / max / NaN of loaded float rows (tracked per lane, reduced into an InputRange per group).
+struct RowRange {
+  v8f lo = v8f{} + __builtin_inff(), hi = v8f{} - __builtin_inff();
+  v8i nan = v8i{};
+  void add(v8f r) {
+    lo = r < lo ? r : lo;  // NaN compares false: tracked by `nan` instead
+    hi = r > hi ? r : hi;
+    nan |= r != r;
+  }
+  void add(float v) { add(v8f{} + v); }
+  void fold_into(InputRange& out) const {
+    for (int i = 0; i < 8; ++i) {
+      out.lo = lo[i] < out.lo ? lo[i] : out.lo;
+      out.hi = hi[i] > out.hi ? hi[i] : out.hi;
+      out.nan = out.nan || nan[i] != 0;
+    }
+  }
+};
+
+// Pixels of the group on the 0..255 scale (channels [0, p.c)); with `range` (float input), every pixel of
+// the image that the group covers is folded into it.
 template <typename IO>
-void load_group(const RoundtripParams& p, const Group& g, Vec (*px)[64]) {
+void load_group(const RoundtripParams& p, const Group& g, Vec (*px)[64], InputRange* range) {
   const IO* in = static_cast<const IO*>(p.input);
   const int64_t* s = p.in_stride;
+  RowRange seen;
   if (g.interior) {
     for (int ch = 0; ch < p.c; ++ch) {
       const IO* plane = in + g.n * s[0] + ch * s[1];
       for (int r = 0; r < 8; ++r) {
         v8f rows[kLanes];
         for (int j = 0; j < kLanes; ++j) rows[j] = load_row(plane + (g.by[j] * 8 + r) * s[2] + g.bx[j] * 8 * s[3], s[3]);
+        if (range)
+          for (int j = 0; j < g.count; ++j) seen.add(rows[j]);
         rows_to_cols(rows, px[ch] + r * 8);
         for (int c = 0; c < 8; ++c) px[ch][r * 8 + c] = from_pixel(px[ch][r * 8 + c], plane);
       }
     }
-    return;
+  } else {
+    for (int j = 0; j < kLanes; ++j) {
+      float lane[3][64];
+      load_block_255<IO, float>(p, g.n, g.by[j], g.bx[j], lane);
+      for (int ch = 0; ch < p.c; ++ch)
+        for (int i = 0; i < 64; ++i) px[ch][i].v[j] = lane[ch][i];
+    }
+    if (range) {
+      for (int j = 0; j < g.count; ++j)
+        for (int64_t y = g.by[j] * 8; y < g.by[j] * 8 + 8 && y < p.h; ++y)
+          for (int64_t x = g.bx[j] * 8; x < g.bx[j] * 8 + 8 && x < p.w; ++x)
+            for (int ch = 0; ch < p.c; ++ch) seen.add(float(in[offset4(s, g.n, ch, y, x)]));
+    }
   }
-  for (int j = 0; j < kLanes; ++j) {
-    float lane[3][64];
-    load_block_255<IO, float>(p, g.n, g.by[j], g.bx[j], lane);
-    for (int ch = 0; ch < p.c; ++ch)
-      for (int i = 0; i < 64; ++i) px[ch][i].v[j] = lane[ch][i];
-  }
+  if (range) seen.fold_into(*range);
 }
 
 // Decoded pixels (0..255, not clamped) of level k -> the output, padding skipped.
@@ -102,11 +133,11 @@ void store_group(const RoundtripParams& p, const Group& g, int64_t k, Vec (*px)[
 }
 
 template <typename IO>
-void forward_group(const RoundtripParams& p, const Group& g) {
+void forward_group(const RoundtripParams& p, const Group& g, InputRange* range) {
   const int channels = int(p.c);
   const bool ycc = is_ycbcr(p);
   Vec coef[3][64];
-  load_group<IO>(p, g, coef);
+  load_group<IO>(p, g, coef, range);
   encode_block(ycc, channels, coef);
   for (int64_t k = 0; k < p.levels; ++k) {
     Vec px[3][64];
@@ -174,7 +205,7 @@ void backward_group(const RoundtripParams& p, const Group& g) {
   const int channels = int(p.c);
   const bool ycc = is_ycbcr(p);
   Vec coef[3][64], acc[3][64];
-  load_group<IO>(p, g, coef);
+  load_group<IO>(p, g, coef, nullptr);
   encode_block(ycc, channels, coef);
   for (int ch = 0; ch < 3; ++ch)
     for (int i = 0; i < 64; ++i) acc[ch][i] = Vec(0.0f);
@@ -189,15 +220,35 @@ void backward_group(const RoundtripParams& p, const Group& g) {
   store_grad_in(p, g, acc);
 }
 
+#include "simd_420.h"
+
 }  // namespace
 
 int lanes() { return kLanes; }
 
-void forward_444(const RoundtripParams& p, const GroupLayout& l, int64_t begin, int64_t end) {
+void chroma_420(const RoundtripParams& p, const GroupLayout& l, int64_t begin, int64_t end) {
+  const Geometry geo = geometry(p);
+  for (int64_t item = begin; item < end; ++item) {
+    const Group g = make_group(p, l, item, 16);
+    if (p.dtype == kUInt8) chroma_group_420<uint8_t>(p, geo, g);
+    else chroma_group_420<float>(p, geo, g);
+  }
+}
+
+void luma_420(const RoundtripParams& p, const GroupLayout& l, int64_t begin, int64_t end, InputRange* range) {
+  const Geometry geo = geometry(p);
   for (int64_t item = begin; item < end; ++item) {
     const Group g = make_group(p, l, item);
-    if (p.dtype == kUInt8) forward_group<uint8_t>(p, g);
-    else forward_group<float>(p, g);
+    if (p.dtype == kUInt8) luma_group_420<uint8_t>(p, geo, g, nullptr);
+    else luma_group_420<float>(p, geo, g, range);
+  }
+}
+
+void forward_444(const RoundtripParams& p, const GroupLayout& l, int64_t begin, int64_t end, InputRange* range) {
+  for (int64_t item = begin; item < end; ++item) {
+    const Group g = make_group(p, l, item);
+    if (p.dtype == kUInt8) forward_group<uint8_t>(p, g, nullptr);
+    else forward_group<float>(p, g, range);
   }
 }
 

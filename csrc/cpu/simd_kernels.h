@@ -16,13 +16,27 @@ struct GroupLayout {
   int64_t blocks_x, blocks_per_image, groups_per_image;
 };
 
-// Forward 4:4:4 (and grayscale / plain RGB), uint8 or float32, groups [begin, end).
+// Min and max of the float input pixels a forward call read, and whether any was NaN: validation folded
+// into the kernel's one read of the input (the Python layer raises on NaN, Inf or values outside [0, 1]).
+struct InputRange {
+  float lo, hi;
+  bool nan;
+};
+
+// Forward 4:4:4 (and grayscale / plain RGB), uint8 or float32, groups [begin, end); with float32 input and
+// a non-null `range`, also folds every input pixel the groups read into *range.
 // Backward 4:4:4 ("ste"/"smooth"), float32, groups [begin, end).
+// Forward 4:2:0, uint8 or float32: chroma_420 over groups of chroma blocks (layout over the chroma blocks of
+// an image), then luma_420 over groups of luma blocks (folds the input range like forward_444).
 #define NNJPEG_DECLARE_SIMD_ISA(isa)                                                              \
   namespace isa {                                                                                 \
   int lanes();                                                                                    \
-  void forward_444(const RoundtripParams& p, const GroupLayout& l, int64_t begin, int64_t end);  \
+  void forward_444(const RoundtripParams& p, const GroupLayout& l, int64_t begin, int64_t end,     \
+                   InputRange* range);                                                            \
   void backward_444(const RoundtripParams& p, const GroupLayout& l, int64_t begin, int64_t end); \
+  void chroma_420(const RoundtripParams& p, const GroupLayout& l, int64_t begin, int64_t end);   \
+  void luma_420(const RoundtripParams& p, const GroupLayout& l, int64_t begin, int64_t end,      \
+                InputRange* range);                                                               \
   }
 
 NNJPEG_DECLARE_SIMD_ISA(generic)

@@ -34,6 +34,8 @@ inline Vec operator-(Vec a) { return Vec(-a.v); }
 inline Vec& operator+=(Vec& a, Vec b) { return a = a + b; }
 inline Vec& operator*=(Vec& a, Vec b) { return a = a * b; }
 
+inline float scalar_of(Vec x) { return x.v[0]; }  // the lanes' type (see quantize.h)
+
 // Overloads of the shared scalar helpers (found by argument-dependent lookup from the shared templates).
 inline Vec round_half_even(Vec x) {  // rintf per lane: round half to even in the current rounding mode
 #if NNJPEG_SIMD_LANES == 16 && defined(__AVX512F__)

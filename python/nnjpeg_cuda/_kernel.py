@@ -6,6 +6,7 @@ only turns tensors into pointers, strides and the current stream.
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 
 try:
@@ -69,9 +70,14 @@ def _chroma_workspace(images: torch.Tensor, levels: int) -> torch.Tensor:
 
 
 def forward(images: torch.Tensor, steps: torch.Tensor, out: torch.Tensor, subsampling: str, color: str,
-            grad: str) -> None:
-    """Run the forward kernel: images (N, C, H, W) -> out (K, N, C, H, W) with steps (K, N, 2, 8, 8)."""
+            grad: str, want_range: bool = False):
+    """Run the forward kernel: images (N, C, H, W) -> out (K, N, C, H, W) with steps (K, N, 2, 8, 8).
+
+    With ``want_range`` (CPU float input), returns ``(min, max)`` of the input pixels (NaN if any is NaN)
+    when the kernel's path folded that into its read of the input, else None: the caller validates then.
+    """
     n, c, h, w = images.shape
+    input_range = np.zeros(3, dtype=np.float32) if want_range and images.device.type == "cpu" else None
     k = steps.shape[0]
     steps, table_strides = _steps_and_strides(steps)
     workspace = _chroma_workspace(images, k) if uses_420(c, subsampling, color) else None
@@ -81,7 +87,11 @@ def forward(images: torch.Tensor, steps: torch.Tensor, out: torch.Tensor, subsam
         workspace=0 if workspace is None else workspace.data_ptr(), shape=(n, c, h, w), levels=k,
         in_strides=images.stride(), out_strides=out.stride(), table_strides=table_strides,
         dtype=_DTYPE_CODE[images.dtype], subsampling=_SUBSAMPLING_CODE[subsampling], color=_COLOR_CODE[color],
-        rounding=_ROUNDING_CODE[grad], num_threads=torch.get_num_threads(), device=device_index, stream=stream)
+        rounding=_ROUNDING_CODE[grad], num_threads=torch.get_num_threads(), device=device_index, stream=stream,
+        input_range=0 if input_range is None else input_range.ctypes.data)
+    if input_range is None or input_range[2] != 1.0:
+        return None
+    return float(input_range[0]), float(input_range[1])
 
 
 def backward(grad_out: torch.Tensor, images: torch.Tensor, steps: torch.Tensor, grad_in: torch.Tensor,

@@ -42,6 +42,11 @@ struct RoundtripParams {
   void* workspace2 = nullptr;  // 4:2:0 backward: (K, N, 2, H, W) gradient wrt the upsampled Cb/Cr, contiguous,
                                // compute type (float or double) like workspace
 
+  // Forward, optional: float[3] that receives {min, max, 1} of the float input pixels (min and max NaN when
+  // any pixel is NaN) when the kernel's path folds validation into its read of the input (the CPU SIMD
+  // 4:4:4 float32 path); left untouched otherwise, so the caller checks element 2 and validates itself.
+  float* input_range = nullptr;
+
   int num_threads = 1;    // CPU kernel: worker threads
   int device = 0;         // CUDA kernel: device ordinal
   void* stream = nullptr; // CUDA kernel: cudaStream_t to launch on

@@ -44,11 +44,22 @@ NNJ_HD const float* table_for(const RoundtripParams& p, int64_t k, int64_t n, bo
   return p.tables + k * p.table_stride_level + n * p.table_stride_image + (chroma ? 64 : 0);
 }
 
-// Quantize + dequantize a block of coefficients into dst, then inverse DCT.
+// Divisor of scaled coefficient i for these steps, in the compute type T (computed as a scalar).
+template <typename T>
+NNJ_HD T divisor_for(const float* steps, int i) {
+  using S = decltype(scalar_of(T()));
+  return T(quant_divisor<S>(steps[i], i));
+}
+
+// Quantize + dequantize a block of scaled coefficients (fdct8x8_scaled) into dst, then inverse DCT.
 template <typename T>
 NNJ_HD void decode_block(const T* coef, const float* steps, int rounding, T* dst) {
-  for (int i = 0; i < 64; ++i) dst[i] = quantize_dequantize(coef[i], T(steps[i]), rounding);
-  idct8x8(dst);
+  using S = decltype(scalar_of(T()));
+  for (int i = 0; i < 64; ++i) {
+    const S divisor = quant_divisor<S>(steps[i], i);
+    dst[i] = quantize_dequantize(coef[i], T(divisor), T(dequant_multiplier(divisor)), rounding);
+  }
+  idct8x8_scaled(dst);
 }
 
 // Pixels of block (by, bx) on the 0..255 scale, edges replicated; channels beyond p.c are left alone.
@@ -64,7 +75,8 @@ NNJ_HD void load_block_255(const RoundtripParams& p, int64_t n, int64_t by, int6
 // (CPU SIMD path, csrc/cpu/simd_impl.h) a vector whose lanes are independent blocks: the same operations
 // in the same order, so every lane is bitwise equal to the scalar result.
 
-// Pixels (0..255) -> level-shifted components (YCbCr for colour images, else the channels), then the DCT.
+// Pixels (0..255) -> level-shifted components (YCbCr for colour images, else the channels), then the
+// scaled DCT (dct.h).
 template <typename T>
 NNJ_HD void encode_block(bool ycc, int channels, T (*c)[64]) {
   for (int i = 0; i < 64; ++i) {
@@ -78,7 +90,7 @@ NNJ_HD void encode_block(bool ycc, int channels, T (*c)[64]) {
       for (int ch = 0; ch < channels; ++ch) c[ch][i] = c[ch][i] - T(128);
     }
   }
-  for (int ch = 0; ch < channels; ++ch) dct8x8(c[ch]);
+  for (int ch = 0; ch < channels; ++ch) fdct8x8_scaled(c[ch]);
 }
 
 // Coefficients -> decoded pixels on the 0..255 scale (not clamped) with one level's steps.
@@ -135,7 +147,7 @@ NNJ_HD void backward_level(bool ycc, int channels, const T (*coef)[64], const fl
     const float* steps = ycc && ch > 0 ? chroma : luma;
     dct8x8(g[ch]);  // adjoint of the inverse DCT
     if (rounding == kSmoothRound)
-      for (int i = 0; i < 64; ++i) g[ch][i] = g[ch][i] * smooth_round_derivative(coef[ch][i], T(steps[i]));
+      for (int i = 0; i < 64; ++i) g[ch][i] = g[ch][i] * smooth_round_derivative(coef[ch][i], divisor_for<T>(steps, i));
     idct8x8(g[ch]);  // adjoint of the forward DCT
   }
   for (int i = 0; i < 64; ++i) {
@@ -183,10 +195,10 @@ NNJ_HD void roundtrip_block_444(const RoundtripParams& p, BlockCoord b) {
   }
 }
 
-// 4:2:0: DCT coefficients of chroma block (b.by, b.bx): each chroma sample is the mean of a 2x2 pixel square
-// (edges replicated) of the level-shifted Cb and Cr. Shared by the forward and the backward.
+// 4:2:0: the level-shifted Cb and Cr samples of chroma block (b.by, b.bx): each the mean of a 2x2 pixel
+// square (edges replicated), summed in the order (0,0), (0,1), (1,0), (1,1).
 template <typename IO, typename T>
-NNJ_HD void encode_chroma_420(const RoundtripParams& p, BlockCoord b, T (*cc)[64]) {
+NNJ_HD void chroma_samples_420(const RoundtripParams& p, BlockCoord b, T (*cc)[64]) {
   for (int i = 0; i < 64; ++i) {
     const int64_t cy = b.by * 8 + i / 8, cx = b.bx * 8 + i % 8;
     T sum_cb = T(0), sum_cr = T(0);
@@ -203,8 +215,14 @@ NNJ_HD void encode_chroma_420(const RoundtripParams& p, BlockCoord b, T (*cc)[64
     cc[0][i] = sum_cb * T(0.25);
     cc[1][i] = sum_cr * T(0.25);
   }
-  dct8x8(cc[0]);
-  dct8x8(cc[1]);
+}
+
+// 4:2:0: scaled DCT coefficients of chroma block (b.by, b.bx). Shared by the forward and the backward.
+template <typename IO, typename T>
+NNJ_HD void encode_chroma_420(const RoundtripParams& p, BlockCoord b, T (*cc)[64]) {
+  chroma_samples_420<IO, T>(p, b, cc);
+  fdct8x8_scaled(cc[0]);
+  fdct8x8_scaled(cc[1]);
 }
 
 // 4:2:0: DCT coefficients of the level-shifted luma of 8x8 block (b.by, b.bx). Shared by forward and backward.
@@ -218,7 +236,7 @@ NNJ_HD void encode_luma_420(const RoundtripParams& p, BlockCoord b, T* coef) {
     T cb, cr;
     rgb_to_ycbcr_shifted(r, gg, bb, coef[i], cb, cr);
   }
-  dct8x8(coef);
+  fdct8x8_scaled(coef);
 }
 
 // 4:2:0 phase 1: chroma block (b.by, b.bx) of the padded half-resolution Cb/Cr planes, decoded at every
@@ -378,7 +396,7 @@ NNJ_HD void luma_block_420_backward(const RoundtripParams& p, const Geometry& g,
     }
     dct8x8(gy);  // adjoint of the inverse DCT
     if (p.rounding == kSmoothRound)
-      for (int i = 0; i < 64; ++i) gy[i] = gy[i] * smooth_round_derivative(coef[i], T(steps[i]));
+      for (int i = 0; i < 64; ++i) gy[i] = gy[i] * smooth_round_derivative(coef[i], divisor_for<T>(steps, i));
     idct8x8(gy);  // adjoint of the forward DCT
     for (int i = 0; i < 64; ++i) acc[i] = acc[i] + gy[i];
   }
@@ -414,7 +432,7 @@ NNJ_HD void chroma_block_420_backward(const RoundtripParams& p, const Geometry& 
       for (int i = 0; i < 64; ++i) gc[i] = fancy_upsample_adjoint(gfull, g, p.h, p.w, b.by * 8 + i / 8, b.bx * 8 + i % 8);
       dct8x8(gc);
       if (p.rounding == kSmoothRound)
-        for (int i = 0; i < 64; ++i) gc[i] = gc[i] * smooth_round_derivative(cc[ch][i], T(steps[i]));
+        for (int i = 0; i < 64; ++i) gc[i] = gc[i] * smooth_round_derivative(cc[ch][i], divisor_for<T>(steps, i));
       idct8x8(gc);
       for (int i = 0; i < 64; ++i) acc[ch][i] = acc[ch][i] + gc[i];
     }

@@ -78,7 +78,7 @@ NNJ_HD void tile_load_row_dct(const RoundtripParams& p, const TileLane& t, TileS
   NNJ_UNROLL
   for (int ch = 0; ch < 3; ++ch) {
     if (ch >= channels) break;
-    dct8(row[ch], 1);
+    fdct8_scaled(row[ch], 1);
     NNJ_UNROLL
     for (int j = 0; j < 8; ++j) s.v[t.slot][ch][t.lane * 8 + j] = row[ch][j];
   }
@@ -93,7 +93,7 @@ NNJ_HD void tile_col_dct(const RoundtripParams& p, const TileLane& t, const Tile
     if (ch >= int(p.c)) break;
     NNJ_UNROLL
     for (int u = 0; u < 8; ++u) coef[ch][u] = s.v[t.slot][ch][u * 8 + t.lane];
-    dct8(coef[ch], 1);
+    fdct8_scaled(coef[ch], 1);
   }
 }
 
@@ -109,8 +109,11 @@ NNJ_HD void tile_quant_col_idct(const RoundtripParams& p, const TileLane& t, int
     const float* steps = table_for(p, k, t.b.n, ycc && ch > 0);
     T col[8];
     NNJ_UNROLL
-    for (int u = 0; u < 8; ++u) col[u] = quantize_dequantize(coef[ch][u], T(steps[u * 8 + t.lane]), p.rounding);
-    idct8(col, 1);
+    for (int u = 0; u < 8; ++u) {
+      const T divisor = quant_divisor<T>(steps[u * 8 + t.lane], u * 8 + t.lane);
+      col[u] = quantize_dequantize(coef[ch][u], divisor, dequant_multiplier(divisor), p.rounding);
+    }
+    idct8_scaled(col, 1);
     NNJ_UNROLL
     for (int u = 0; u < 8; ++u) s.v[t.slot][ch][u * 8 + t.lane] = col[u];
   }
@@ -129,7 +132,7 @@ NNJ_HD void tile_row_idct_store(const RoundtripParams& p, const TileLane& t, int
     if (ch >= channels) break;
     NNJ_UNROLL
     for (int j = 0; j < 8; ++j) row[ch][j] = s.v[t.slot][ch][t.lane * 8 + j];
-    idct8(row[ch], 1);
+    idct8_scaled(row[ch], 1);
   }
   NNJ_UNROLL
   for (int j = 0; j < 8; ++j) {
