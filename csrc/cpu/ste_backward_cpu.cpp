@@ -62,7 +62,7 @@ void ste_backward_strip(const SteBackwardParams& s, const SimdRecompute& simd, i
   const IO* out = static_cast<const IO*>(s.output);
   const IO* gout = static_cast<const IO*>(p.grad_output);
   IO* gin = static_cast<IO*>(p.grad_input);
-  uint8_t column[kStripBlocks * 8] = {};
+  int32_t column[kStripBlocks * 8] = {};  // 32-bit flags: the same lane width as float, no packing
   T acc[kStripBlocks * 8];
   for (int64_t ch = 0; ch < p.c; ++ch)
     for (int64_t r = 0; r < rows; ++r) {
@@ -72,7 +72,7 @@ void ste_backward_strip(const SteBackwardParams& s, const SimdRecompute& simd, i
         const IO* grow = gout + offset5(p.out_stride, 0, n, ch, y, x0);
         IO* dst = gin + offset4(p.grad_in_stride, n, ch, y, x0);
         for (int64_t x = 0; x < len; ++x) {
-          column[x] |= uint8_t(output_needs_pixel(orow[x]));
+          column[x] |= int32_t(output_needs_pixel(orow[x]));
           dst[x] = IO(T(0) + T(grow[x]));
         }
         continue;
@@ -82,9 +82,9 @@ void ste_backward_strip(const SteBackwardParams& s, const SimdRecompute& simd, i
         const IO* orow = out + offset5(s.output_stride, k, n, ch, y, x0);
         const IO* grow = gout + offset5(p.out_stride, k, n, ch, y, x0);
         if (os == 1) {
-          for (int64_t x = 0; x < len; ++x) column[x] |= uint8_t(output_needs_pixel(orow[x]));
+          for (int64_t x = 0; x < len; ++x) column[x] |= int32_t(output_needs_pixel(orow[x]));
         } else {
-          for (int64_t x = 0; x < len; ++x) column[x] |= uint8_t(output_needs_pixel(orow[x * os]));
+          for (int64_t x = 0; x < len; ++x) column[x] |= int32_t(output_needs_pixel(orow[x * os]));
         }
         if (gs == 1) {
           for (int64_t x = 0; x < len; ++x) acc[x] = acc[x] + T(grow[x]);
