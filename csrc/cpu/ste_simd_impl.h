@@ -54,6 +54,17 @@ void load_lanes(const RoundtripParams& p, int64_t n, int64_t by, const int64_t* 
   const float* in = static_cast<const float*>(p.input);
   int64_t off[kLanes];
   for (int j = 0; j < kLanes; ++j) off[j] = bx[j < count ? j : count - 1] * 8 * p.in_stride[3];
+  // The input of these blocks is usually not in cache (the sweep read only the output and the gradient):
+  // request every row of every block first, so that the misses overlap instead of stalling each gather.
+  for (int ch = 0; ch < p.c; ++ch)
+    for (int r = 0; r < 8; ++r) {
+      const int64_t y = by * 8 + r < p.h ? by * 8 + r : p.h - 1;
+      const float* base = in + offset4(p.in_stride, n, ch, y, 0);
+      for (int j = 0; j < count; ++j) {
+        __builtin_prefetch(base + off[j]);
+        __builtin_prefetch(base + off[j] + 7 * p.in_stride[3]);
+      }
+    }
   for (int ch = 0; ch < p.c; ++ch)
     for (int i = 0; i < 64; ++i) {
       const int64_t y = by * 8 + i / 8 < p.h ? by * 8 + i / 8 : p.h - 1;  // bottom edge replicated
