@@ -71,10 +71,11 @@ void ste_backward_strip(const SteBackwardParams& s, const SimdRecompute& simd, i
         const IO* orow = out + offset5(s.output_stride, 0, n, ch, y, x0);
         const IO* grow = gout + offset5(p.out_stride, 0, n, ch, y, x0);
         IO* dst = gin + offset4(p.grad_in_stride, n, ch, y, x0);
-        for (int64_t x = 0; x < len; ++x) {
-          column[x] |= int32_t(output_needs_pixel(orow[x]));
-          dst[x] = IO(T(0) + T(grow[x]));
-        }
+        int32_t row_needs = 0;  // most rows lie strictly inside (0, 1): a reduction, no per-column stores
+        for (int64_t x = 0; x < len; ++x) row_needs |= int32_t(output_needs_pixel(orow[x]));
+        if (row_needs)
+          for (int64_t x = 0; x < len; ++x) column[x] |= int32_t(output_needs_pixel(orow[x]));
+        for (int64_t x = 0; x < len; ++x) dst[x] = IO(T(0) + T(grow[x]));
         continue;
       }
       for (int64_t x = 0; x < len; ++x) acc[x] = T(0);
