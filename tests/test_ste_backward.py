@@ -154,10 +154,11 @@ def test_host_replay_of_the_cuda_kernel_equals_the_cpu_driver(photos, dtype, lay
 
 @pytest.mark.parametrize("always_recompute", [False, True])
 @pytest.mark.parametrize("channels", [3, 1])
-def test_every_cpu_simd_path_recomputes_bitwise_like_the_scalar_one(photos, always_recompute, channels):
+@pytest.mark.parametrize("qualities", [[75], [90, 40, 15]])
+def test_every_cpu_simd_path_recomputes_bitwise_like_the_scalar_one(photos, always_recompute, channels, qualities):
     # float32 blocks that need their pixels run through the SIMD block math (ste_simd_impl.h), one block per lane.
     x = _layout(_images(photos, "saturated", channels, torch.float32), "strided")
-    steps, y = _forward(x, [90, 40, 15], "ycbcr")
+    steps, y = _forward(x, qualities, "ycbcr")
     g = torch.randn(y.shape, generator=torch.Generator().manual_seed(8))
     results = {}
     try:
