@@ -86,27 +86,29 @@ def opencv_bgr_codec(subsampling: str) -> Callable[[np.ndarray], np.ndarray]:
 
 
 def opencv_chw_codec(subsampling: str) -> Callable[[np.ndarray, np.ndarray], None]:
-    """OpenCV round trip of one (3, H, W) RGB image, uint8 or float32 (0..1), written into `dst` (same kind).
+    """OpenCV round trip of a chunk of (k, 3, H, W) RGB images, uint8 or float32 (0..1), written into `dst`.
 
-    The conversions run per image inside the worker threads with OpenCV's SIMD routines (GIL released):
-    float -> uint8 is `convertScaleAbs` (x 255, rounded, saturated), the RGB planes -> BGR HWC is `merge`,
-    the decoded BGR HWC -> RGB planes is `mixChannels` straight into `dst` (float: a numpy divide by 255).
+    The conversions run once per chunk with OpenCV's SIMD routines (GIL released): float -> uint8 is
+    `convertScaleAbs` (x 255, rounded, saturated), the RGB planes -> BGR HWC images is one `merge` (the
+    planes seen as (k, H*W) strided views), the decoded images back to planes is one `split` (float: a numpy
+    divide by 255). Per image only `imencode` + `imdecode` run, so the GIL-held Python work stays small.
     """
     import cv2
 
     bgr_codec = opencv_bgr_codec(subsampling)
-    planes_to_rgb = [0, 2, 1, 1, 2, 0]  # decoded B, G, R -> dst planes 2, 1, 0
 
     def codec(src: np.ndarray, dst: np.ndarray) -> None:
-        if src.dtype == np.uint8:
-            planes = [src[2], src[1], src[0]]
-        else:
-            planes = [cv2.convertScaleAbs(src[c], alpha=255.0) for c in (2, 1, 0)]
-        decoded = bgr_codec(cv2.merge(planes))
-        if dst.dtype == np.uint8:
-            cv2.mixChannels([decoded], [dst[0], dst[1], dst[2]], planes_to_rgb)
-        else:
-            np.divide(decoded.transpose(2, 0, 1)[::-1], np.float32(255), out=dst)
+        k, _, h, w = src.shape
+        planes = [src[:, c].reshape(k, h * w) for c in (2, 1, 0)]  # views: B, G, R
+        if src.dtype != np.uint8:
+            planes = [cv2.convertScaleAbs(p, alpha=255.0) for p in planes]
+        bgr = cv2.merge(planes).reshape(k, h, w, 3)
+        decoded = np.stack([bgr_codec(im) for im in bgr]).reshape(k, h * w, 3)
+        for c, plane in zip((2, 1, 0), cv2.split(decoded)):
+            if dst.dtype == np.uint8:
+                dst[:, c] = plane.reshape(k, h, w)
+            else:
+                np.divide(plane.reshape(k, h, w), np.float32(255), out=dst[:, c])
 
     return codec
 
@@ -130,7 +132,7 @@ def pillow_image_codec(subsampling: str) -> Callable:
 
 
 def pillow_chw_codec(subsampling: str) -> Callable[[np.ndarray, np.ndarray], None]:
-    """Pillow round trip of one (3, H, W) RGB image, uint8 or float32 (0..1), written into `dst` (same kind).
+    """Pillow round trip of a chunk of (k, 3, H, W) RGB images, uint8 or float32 (0..1), written into `dst`.
 
     Conversions per image inside the worker threads: float -> uint8 with numpy (x 255, rounded, clipped), the
     planes -> an RGB image with `Image.merge` (7x faster than a numpy HWC copy), the decoded image back to
@@ -140,7 +142,7 @@ def pillow_chw_codec(subsampling: str) -> Callable[[np.ndarray, np.ndarray], Non
 
     inner = pillow_image_codec(subsampling)
 
-    def codec(src: np.ndarray, dst: np.ndarray) -> None:
+    def one(src: np.ndarray, dst: np.ndarray) -> None:
         u8 = src if src.dtype == np.uint8 else np.clip(np.rint(src * np.float32(255)), 0, 255).astype(np.uint8)
         decoded = inner(Image.merge("RGB", [Image.fromarray(u8[c]) for c in range(3)]))
         for c, plane in enumerate(decoded.split()):
@@ -149,28 +151,38 @@ def pillow_chw_codec(subsampling: str) -> Callable[[np.ndarray, np.ndarray], Non
             else:
                 np.divide(np.asarray(plane), np.float32(255), out=dst[c])
 
+    def codec(src: np.ndarray, dst: np.ndarray) -> None:
+        for i in range(src.shape[0]):
+            one(src[i], dst[i])
+
     return codec
 
 
-def tensor_pass(codec_chw: Callable[[np.ndarray, np.ndarray], None], batch: torch.Tensor,
-                threads: int) -> Callable:
-    """A timed pass as a PyTorch user runs it: (N, 3, H, W) tensor -> per-image codec -> tensor.
+CHUNK_PIXELS = 1 << 18  # images per conversion chunk: ~256 K pixels (768 KB of uint8), cache-sized
 
-    The per-image conversions (layout, dtype, colour order) run in the worker threads, on cache-sized
-    pieces, with no batch-sized temporaries: the cheapest way we found to feed these libraries a tensor.
+
+def tensor_pass(codec: Callable[[np.ndarray, np.ndarray], None], batch: torch.Tensor, threads: int) -> Callable:
+    """A timed pass as a PyTorch user runs it: (N, 3, H, W) tensor -> codec over chunks of images -> tensor.
+
+    Args:
+        codec: (src, dst) -> None on (k, 3, H, W) numpy views of the input and of the output.
+        batch: contiguous CPU tensor, uint8 or float32.
+        threads: the chunks are split into this many contiguous runs, one per thread.
+
+    The conversions (layout, dtype, colour order) run inside the worker threads on cache-sized chunks
+    (CHUNK_PIXELS), with no batch-sized temporaries: the cheapest way we found to feed these libraries a tensor.
     """
     if batch.device.type != "cpu" or not batch.is_contiguous():
         raise ValueError("tensor_pass takes a contiguous CPU tensor")
     pool = ThreadPoolExecutor(threads - 1) if threads > 1 else None
+    n, _, h, w = batch.shape
+    step = max(1, CHUNK_PIXELS // (h * w))
+    chunks = [(i, min(n, i + step)) for i in range(0, n, step)]
 
     def run() -> torch.Tensor:
         src = batch.numpy()
         out = np.empty(src.shape, src.dtype)
-
-        def one(i: int) -> None:
-            codec_chw(src[i], out[i])
-
-        split_map(one, range(src.shape[0]), pool, threads)
+        split_map(lambda ab: codec(src[ab[0]:ab[1]], out[ab[0]:ab[1]]), chunks, pool, threads)
         return torch.from_numpy(out)
 
     return run

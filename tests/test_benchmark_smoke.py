@@ -96,7 +96,7 @@ def _roundtrip_rows(peers, library, sub, batch, threads=1):
 
 
 @pytest.mark.parametrize("sub", ["4:4:4", "4:2:0"])
-def test_opencv_tensor_and_codec_only_rows_agree_and_keep_colours(photos, sub):
+def test_opencv_tensor_and_codec_only_rows_agree_and_keep_colours(photos, sub, monkeypatch):
     pytest.importorskip("cv2")
     import peers
 
@@ -104,6 +104,9 @@ def test_opencv_tensor_and_codec_only_rows_agree_and_keep_colours(photos, sub):
     native = peers.native_pass(peers.opencv_bgr_codec(sub), peers.native_inputs(photos, "OpenCV"), 2)()
     native_rgb = np.stack([im[:, :, ::-1] for im in native]).transpose(0, 3, 1, 2)
     assert tensor_out.dtype == torch.uint8 and tensor_out.shape == photos.shape
+    monkeypatch.setattr(peers, "CHUNK_PIXELS", 1)  # chunks of one image, over 2 threads: same pixels
+    np.testing.assert_array_equal(_roundtrip_rows(peers, "OpenCV", sub, photos, threads=2).numpy(),
+                                  tensor_out.numpy())
     np.testing.assert_array_equal(tensor_out.numpy(), native_rgb)  # same bytes, only the colour order differs
     # a swapped colour order would put the error at tens of levels; a JPEG at q75 stays near a few
     err = (tensor_out.float() - photos.float()).abs().mean(dim=(0, 2, 3))

@@ -1,11 +1,20 @@
-// A minimal parallel-for over an index range: contiguous chunks, one per thread, so results never
-// depend on the thread count (each item is computed by exactly one thread, independently).
+// A minimal parallel-for over an index range. Results never depend on the thread count or on which thread
+// runs an item: each item is computed by exactly one thread, independently.
+//
+// Items are handed out in chunks from a shared counter, and the calling thread works too. The caller waits
+// only for chunks a worker has taken, never for a worker to start: on a busy machine (data-loader
+// processes, other jobs) a worker the OS schedules late finds nothing left and exits, instead of holding
+// the call up for a scheduler time slice (measured: a 128-image CIFAR batch took 4x longer with 2 threads
+// than with 1 on a loaded 2-core machine when each thread owned a fixed half).
 #pragma once
 
 #include <stdint.h>
 
+#include <atomic>
+#include <condition_variable>
+#include <memory>
+#include <mutex>
 #include <thread>
-#include <vector>
 
 namespace nnjpeg {
 namespace cpu {
@@ -21,16 +30,35 @@ void parallel_for(int64_t items, int num_threads, const F& body) {
     for (int64_t i = 0; i < items; ++i) body(i);
     return;
   }
-  const int64_t chunk = (items + threads - 1) / threads;
-  auto run = [&](int64_t t) {
-    const int64_t begin = t * chunk, end = begin + chunk < items ? begin + chunk : items;
-    for (int64_t i = begin; i < end; ++i) body(i);
+  // Shared with the (detached) workers, which may outlive this call; `body` is only used for items taken
+  // before the last one is done, i.e. while this call still waits.
+  struct State {
+    std::atomic<int64_t> next{0}, done{0};
+    int64_t items = 0, chunk = 1;
+    const F* body = nullptr;
+    std::mutex mutex;
+    std::condition_variable all_done;
   };
-  std::vector<std::thread> workers;
-  workers.reserve(size_t(threads - 1));
-  for (int64_t t = 1; t < threads; ++t) workers.emplace_back(run, t);
-  run(0);
-  for (auto& w : workers) w.join();
+  auto state = std::make_shared<State>();
+  state->items = items;
+  state->chunk = items / (threads * 8) > 1 ? items / (threads * 8) : 1;
+  state->body = &body;
+  auto work = [](State& s) {
+    for (;;) {
+      const int64_t begin = s.next.fetch_add(s.chunk);
+      if (begin >= s.items) return;
+      const int64_t end = begin + s.chunk < s.items ? begin + s.chunk : s.items;
+      for (int64_t i = begin; i < end; ++i) (*s.body)(i);
+      if (s.done.fetch_add(end - begin) + (end - begin) == s.items) {
+        std::lock_guard<std::mutex> lock(s.mutex);
+        s.all_done.notify_all();
+      }
+    }
+  };
+  for (int64_t t = 1; t < threads; ++t) std::thread([state, work] { work(*state); }).detach();
+  work(*state);
+  std::unique_lock<std::mutex> lock(state->mutex);
+  state->all_done.wait(lock, [&] { return state->done.load() == items; });
 }
 
 }  // namespace cpu
