@@ -8,12 +8,14 @@
 
 #include <array>
 #include <string>
+#include <type_traits>
 #include <vector>
 
 #include "nnjpeg/kernels.h"
 #include "nnjpeg/launch.h"
 #include "nnjpeg/params.h"
 #include "nnjpeg/dispatch.h"
+#include "nnjpeg/ste_backward.h"
 #include "nnjpeg/tile_444.h"
 
 namespace py = pybind11;
@@ -110,6 +112,41 @@ void run_backward(const std::string& device_type, const RoundtripParams& p) {
   if (!err.empty()) throw std::runtime_error("nnjpeg_cuda CUDA kernel failed: " + err);
 }
 
+// The "ste" backward from the saved forward output (ste_backward.h): 4:4:4, grayscale, plain RGB.
+void run_ste_backward(const std::string& device_type, const nnjpeg::SteBackwardParams& s) {
+  const RoundtripParams& p = s.p;
+  require(p.dtype != nnjpeg::kUInt8, "backward needs a floating-point dtype");
+  require(!nnjpeg::uses_420(p), "the ste backward from the output covers 4:4:4, grayscale and plain RGB");
+  require(p.rounding == nnjpeg::kRoundHalfEven, "the ste backward rounds half to even");
+  require(s.output != nullptr && p.grad_output != nullptr && p.grad_input != nullptr,
+          "null output or gradient pointer");
+  if (p.n == 0) return;
+  if (device_type == "cuda_replay") {  // the CUDA kernel's per-block function on the host (tests)
+    py::gil_scoped_release release;
+    const nnjpeg::Geometry g = nnjpeg::geometry(p);
+    nnjpeg::dispatch_dtype(p.dtype, [&](auto io, auto compute) {
+      using IO = decltype(io);
+      if constexpr (!std::is_same<IO, uint8_t>::value) {
+        for (int64_t item = 0; item < p.n * g.blocks_y * g.blocks_x; ++item)
+          nnjpeg::ste_backward_block<IO, decltype(compute)>(s, nnjpeg::block_coord(item, g.blocks_y, g.blocks_x));
+      }
+    });
+    return;
+  }
+  if (device_type == "cpu") {
+    py::gil_scoped_release release;
+    nnjpeg::cpu::ste_backward(s);
+    return;
+  }
+  require(device_type == "cuda", "device_type must be 'cpu' or 'cuda'");
+  std::string err;
+  {
+    py::gil_scoped_release release;
+    err = nnjpeg::cuda::ste_backward(s);
+  }
+  if (!err.empty()) throw std::runtime_error("nnjpeg_cuda CUDA kernel failed: " + err);
+}
+
 // Replays the CUDA kernels' grid-stride loop on the host: how often each item would be visited.
 std::vector<int32_t> cuda_grid_visits(int64_t items, int64_t max_blocks) {
   require(items >= 0 && items <= (int64_t(1) << 26), "items out of range for the replay");
@@ -180,6 +217,34 @@ PYBIND11_MODULE(_C, m) {
       py::arg("grad_out_strides"), py::arg("grad_in_strides"), py::arg("table_strides"), py::arg("dtype"),
       py::arg("subsampling"), py::arg("color"), py::arg("rounding"), py::arg("num_threads"), py::arg("device"),
       py::arg("stream"));
+  m.def(
+      "backward_ste",
+      [](const std::string& device_type, uintptr_t input, uintptr_t output, uintptr_t grad_output,
+         uintptr_t grad_input, uintptr_t tables, std::array<int64_t, 4> shape, int64_t levels,
+         std::array<int64_t, 4> in_strides, std::array<int64_t, 5> out_strides,
+         std::array<int64_t, 5> grad_out_strides, std::array<int64_t, 4> grad_in_strides,
+         std::array<int64_t, 2> table_strides, int dtype, int subsampling, int color, int num_threads, int device,
+         uintptr_t stream, bool always_recompute) {
+        nnjpeg::SteBackwardParams s;
+        s.p = make_params(input, grad_input, tables, 0, shape, levels, in_strides, grad_out_strides, table_strides,
+                          dtype, subsampling, color, nnjpeg::kRoundHalfEven, num_threads, device, stream);
+        s.p.grad_output = reinterpret_cast<const void*>(grad_output);
+        s.p.grad_input = reinterpret_cast<void*>(grad_input);
+        s.p.output = nullptr;
+        copy_strides(grad_in_strides, s.p.grad_in_stride, "grad_input strides");
+        s.output = reinterpret_cast<const void*>(output);
+        copy_strides(out_strides, s.output_stride, "output strides");
+        s.always_recompute = always_recompute;
+        run_ste_backward(device_type, s);
+      },
+      py::arg("device_type"), py::arg("input"), py::arg("output"), py::arg("grad_output"), py::arg("grad_input"),
+      py::arg("tables"), py::arg("shape"), py::arg("levels"), py::arg("in_strides"), py::arg("out_strides"),
+      py::arg("grad_out_strides"), py::arg("grad_in_strides"), py::arg("table_strides"), py::arg("dtype"),
+      py::arg("subsampling"), py::arg("color"), py::arg("num_threads"), py::arg("device"), py::arg("stream"),
+      py::arg("always_recompute") = false,
+      "The 'ste' backward (4:4:4, grayscale, plain RGB) from the saved forward output; always_recompute (tests) "
+      "recomputes the decoded pixels of every block; device_type 'cuda_replay' runs the CUDA kernel's per-block "
+      "function on host pointers (tests).");
   m.def("cpu_isa", &nnjpeg::cpu::isa_in_use,
         "The CPU code path in use: 'scalar', 'generic', 'avx2' or 'avx512'.");
   m.def("cpu_isas", &nnjpeg::cpu::supported_isas, "CPU code paths this build and processor can run.");

@@ -7,6 +7,7 @@ namespace cuda {
 bool built() { return false; }
 std::string roundtrip_forward(const RoundtripParams&) { return "nnjpeg_cuda was built without CUDA"; }
 std::string roundtrip_backward(const RoundtripParams&) { return "nnjpeg_cuda was built without CUDA"; }
+std::string ste_backward(const SteBackwardParams&) { return "nnjpeg_cuda was built without CUDA"; }
 
 }  // namespace cuda
 }  // namespace nnjpeg

@@ -118,3 +118,27 @@ def backward(grad_out: torch.Tensor, images: torch.Tensor, steps: torch.Tensor, 
         table_strides=table_strides, dtype=_DTYPE_CODE[images.dtype], subsampling=_SUBSAMPLING_CODE[subsampling],
         color=_COLOR_CODE[color], rounding=_ROUNDING_CODE[grad], num_threads=torch.get_num_threads(),
         device=device_index, stream=stream)
+
+
+def backward_ste(grad_out: torch.Tensor, output: torch.Tensor, images: torch.Tensor, steps: torch.Tensor,
+                 grad_in: torch.Tensor, subsampling: str, color: str, always_recompute: bool = False,
+                 cuda_replay: bool = False) -> None:
+    """Run the "ste" backward from the saved forward output (4:4:4, grayscale, plain RGB; no workspace).
+
+    grad_out and output are (K, N, C, H, W), each with its own strides; images (N, C, H, W) and steps
+    (K, N, 2, 8, 8) are read only in blocks whose output touches 0 or 1. always_recompute (tests) takes
+    that path in every block; cuda_replay (tests, CPU tensors) runs the CUDA kernel's per-block function.
+    """
+    n, c, h, w = images.shape
+    k = steps.shape[0]
+    steps, table_strides = _steps_and_strides(steps)
+    device_type, device_index, stream = _device_args(images)
+    if cuda_replay:
+        device_type = "cuda_replay"
+    _C.backward_ste(
+        device_type=device_type, input=images.data_ptr(), output=output.data_ptr(),
+        grad_output=grad_out.data_ptr(), grad_input=grad_in.data_ptr(), tables=steps.data_ptr(),
+        shape=(n, c, h, w), levels=k, in_strides=images.stride(), out_strides=output.stride(),
+        grad_out_strides=grad_out.stride(), grad_in_strides=grad_in.stride(), table_strides=table_strides,
+        dtype=_DTYPE_CODE[images.dtype], subsampling=_SUBSAMPLING_CODE[subsampling], color=_COLOR_CODE[color],
+        num_threads=torch.get_num_threads(), device=device_index, stream=stream, always_recompute=always_recompute)

@@ -89,7 +89,8 @@ def roundtrip(images: Tensor, quality: QualityLike = 75, table: tables.TableLike
     _check_tensor_device("quality", quality, x.device)
     _check_tensor_device("table", table, x.device)
     steps = tables.image_tables(quality, table, x.shape[0], device=x.device).unsqueeze(0)
-    out = ops.roundtrip_levels(_kernel_dtype(x), steps, subsampling, color, grad, validate)[0]
+    # squeeze, not [0]: its backward is a view of the gradient, where [0] would zero-fill and copy a K-level one.
+    out = ops.roundtrip_levels(_kernel_dtype(x), steps, subsampling, color, grad, validate).squeeze(0)
     out = out.to(x.dtype)
     return out[0] if unbatched else out
 

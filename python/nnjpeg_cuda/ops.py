@@ -1,4 +1,4 @@
-"""The torch ops ``nnjpeg::roundtrip`` and ``nnjpeg::roundtrip_backward``.
+"""The torch ops ``nnjpeg::roundtrip``, ``nnjpeg::roundtrip_backward`` and ``nnjpeg::roundtrip_backward_ste``.
 
 Registered with ``torch.library.custom_op``: each has a fake implementation (so ``torch.compile`` traces
 through it without running it) and the forward has autograd. CPU and CUDA tensors run the compiled
@@ -16,7 +16,7 @@ from torch import Tensor
 
 from . import _kernel, reference
 
-__all__ = ["roundtrip_levels", "roundtrip_backward", "SUBSAMPLINGS", "COLORS", "GRADS"]
+__all__ = ["roundtrip_levels", "roundtrip_backward", "roundtrip_backward_ste", "SUBSAMPLINGS", "COLORS", "GRADS"]
 
 SUBSAMPLINGS = ("4:4:4", "4:2:0")
 COLORS = ("ycbcr", "rgb")
@@ -176,17 +176,92 @@ def _roundtrip_backward_fake(grad_out, images, steps, subsampling, color, grad):
     return torch.empty_like(images, memory_format=torch.contiguous_format)
 
 
+def ste_from_output(images: Tensor, subsampling: str, color: str, grad: str) -> bool:
+    """True when the "ste" gradient comes from the saved output (``nnjpeg::roundtrip_backward_ste``)."""
+    return (grad == "ste" and images.is_floating_point() and _kernel.has_kernel(images.device)
+            and not _kernel.uses_420(images.shape[1], subsampling, color))
+
+
+def _check_ste_args(grad_out: Tensor, output: Tensor, images: Tensor, steps: Tensor, subsampling: str,
+                    color: str) -> None:
+    _check_op_args(images, steps, subsampling, color, "ste")
+    if _kernel.uses_420(images.shape[1], subsampling, color):
+        raise ValueError("roundtrip_backward_ste covers 4:4:4, grayscale and plain RGB; 4:2:0 uses roundtrip_backward")
+    if not images.is_floating_point():
+        raise TypeError("gradients need floating-point images")
+    levels = (steps.shape[0], *images.shape)
+    for name, t in (("grad_out", grad_out), ("output", output)):
+        if tuple(t.shape) != levels:
+            raise ValueError(f"{name} must have shape {levels}, got {tuple(t.shape)}")
+        if t.device != images.device:
+            raise ValueError(f"{name} is on {t.device}, images on {images.device}")
+    if output.dtype != images.dtype:
+        raise TypeError(f"output must have the images' dtype {images.dtype}, got {output.dtype}")
+
+
+@torch.library.custom_op("nnjpeg::roundtrip_backward_ste", mutates_args=())
+def roundtrip_backward_ste(grad_out: Tensor, output: Tensor, images: Tensor, steps: Tensor, subsampling: str,
+                           color: str) -> Tensor:
+    """The "ste" gradient of ``nnjpeg::roundtrip`` (4:4:4, grayscale, plain RGB) from its saved output.
+
+    With the rounding's derivative 1 the round trip's Jacobian is the identity wherever the decoded pixel
+    was not clamped (csrc/include/nnjpeg/ste_backward.h derives it), so the gradient is grad_out masked and
+    summed over the levels: no DCT. Outputs strictly inside (0, 1) pass; blocks with an output of exactly
+    0 or 1 recompute their decoded pixels from ``images`` and ``steps`` to tell px == 0 (passes) from
+    px < 0. Equal to ``roundtrip_backward(..., grad="ste")`` up to float rounding.
+
+    Args:
+        grad_out: (K, N, C, H, W) gradient wrt the op's output.
+        output: (K, N, C, H, W) the op's output for these images and steps (unmodified).
+        images: (N, C, H, W) float32/float64 input of the forward.
+        steps: (K, N, 2, 8, 8) float32 quantization steps of the forward.
+        subsampling: "4:4:4" (or anything with grayscale / color = "rgb").
+        color: "ycbcr" or "rgb".
+
+    Shape:
+        - output: (N, C, H, W), contiguous, the images' dtype.
+
+    Example:
+        >>> x = torch.rand(1, 3, 16, 16)
+        >>> steps = torch.full((1, 1, 2, 8, 8), 8.0)
+        >>> y = torch.ops.nnjpeg.roundtrip(x, steps, "4:4:4", "ycbcr", "ste", True)
+        >>> g = torch.ops.nnjpeg.roundtrip_backward_ste(torch.ones_like(y), y, x, steps, "4:4:4", "ycbcr")
+        >>> g.shape
+        torch.Size([1, 3, 16, 16])
+    """
+    _check_ste_args(grad_out, output, images, steps, subsampling, color)
+    if not _kernel.has_kernel(images.device):
+        raise ValueError(f"no backward kernel for {images.device.type} tensors (CPU and CUDA only)")
+    grad_in = torch.empty_like(images, memory_format=torch.contiguous_format)
+    if images.shape[0]:
+        _kernel.backward_ste(grad_out.to(images.dtype), output, images, steps, grad_in, subsampling, color)
+    return grad_in
+
+
+@roundtrip_backward_ste.register_fake
+def _roundtrip_backward_ste_fake(grad_out, output, images, steps, subsampling, color):
+    _check_ste_args(grad_out, output, images, steps, subsampling, color)
+    return torch.empty_like(images, memory_format=torch.contiguous_format)
+
+
 def _setup_context(ctx, inputs, output):
     images, steps, subsampling, color, grad, _validate = inputs
-    ctx.save_for_backward(images, steps)
+    if ste_from_output(images, subsampling, color, grad):
+        # The output decides the clamp mask: an in-place change to it before backward raises (as for
+        # torch.exp or torch.sigmoid, which save their outputs too).
+        ctx.save_for_backward(images, steps, output)
+    else:
+        ctx.save_for_backward(images, steps)
     ctx.options = (subsampling, color, grad)
 
 
 def _backward(ctx, grad_out):
-    images, steps = ctx.saved_tensors
+    images, steps, *saved_output = ctx.saved_tensors
     subsampling, color, grad = ctx.options
     if grad == "bpda":
         grad_in = grad_out.sum(0)  # identity per level (BPDA), summed over the levels
+    elif saved_output:
+        grad_in = roundtrip_backward_ste(grad_out, saved_output[0], images, steps, subsampling, color)
     elif kernel_has_backward(images, subsampling, color):
         grad_in = roundtrip_backward(grad_out, images, steps, subsampling, color, grad)
     else:

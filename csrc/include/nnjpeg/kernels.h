@@ -7,11 +7,15 @@
 #include "params.h"
 
 namespace nnjpeg {
+struct SteBackwardParams;  // ste_backward.h
+
 namespace cpu {
 // Forward round trip at p.levels levels into p.output. p.workspace is required for 4:2:0.
 void roundtrip_forward(const RoundtripParams& p);
 // Backward ("ste"/"smooth", 4:4:4 only) into p.grad_input.
 void roundtrip_backward(const RoundtripParams& p);
+// "ste" backward for 4:4:4 / grayscale / plain RGB from the saved output (ste_backward.h).
+void ste_backward(const SteBackwardParams& s);
 // The CPU code path: "scalar" (the shared block math) or a SIMD path ("generic", "avx2", "avx512"),
 // chosen at run time (csrc/cpu/cpu_isa.h). Every path gives bitwise identical results.
 std::string isa_in_use();
@@ -25,5 +29,6 @@ bool built();
 // Each returns an empty string on success, else the CUDA error message.
 std::string roundtrip_forward(const RoundtripParams& p);
 std::string roundtrip_backward(const RoundtripParams& p);
+std::string ste_backward(const SteBackwardParams& s);
 }  // namespace cuda
 }  // namespace nnjpeg

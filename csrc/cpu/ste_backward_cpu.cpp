@@ -1,0 +1,150 @@
+// CPU driver of the "ste" backward from the saved output (ste_backward.h). Work item: a strip of up to
+// kStripBlocks blocks of one block row, walked in row-major order: one sweep over its rows for the clamp
+// test and the pass-through sum, then the blocks that need their pixels. Whole image rows one after the
+// other, which the hardware prefetcher follows (block by block, 3 x 8 row streams per tensor interleave and
+// the loads wait on memory: 3x slower on W1). float32 blocks
+// that need their pixels are recomputed a vector of blocks at a time (ste_simd.h) on the current SIMD path.
+// Same predicate and arithmetic as the per-block CUDA kernel, so the results are bitwise the same; items are
+// independent, so they do not depend on the thread count.
+#include <stdint.h>
+
+#include <type_traits>
+
+#include "cpu_isa.h"
+#include "huge_pages.h"
+#include "nnjpeg/dispatch.h"
+#include "nnjpeg/kernels.h"
+#include "nnjpeg/ste_backward.h"
+#include "parallel.h"
+#include "ste_simd.h"
+
+namespace nnjpeg {
+namespace cpu {
+namespace {
+
+constexpr int64_t kStripBlocks = 64;
+
+using RecomputeFn = void (*)(const SteBackwardParams&, int64_t, int64_t, const int64_t*, int);
+
+struct SimdRecompute {
+  int lanes;  // 0: the scalar ste_recompute_block
+  RecomputeFn run;
+};
+
+// The SIMD recompute of the current CPU path (float32 only; cpu_isa.cpp only selects what this build has).
+constexpr int kMaxLanes = 16;
+
+SimdRecompute simd_recompute(int dtype) {
+  if (dtype != kFloat32) return {0, nullptr};
+  switch (current_isa()) {
+#if defined(NNJPEG_X86_ISAS)
+    case Isa::kAvx512: return {avx512::ste_lanes(), avx512::ste_recompute_blocks};
+    case Isa::kAvx2: return {avx2::ste_lanes(), avx2::ste_recompute_blocks};
+#endif
+#if defined(NNJPEG_SIMD)
+    case Isa::kGeneric: return {generic::ste_lanes(), generic::ste_recompute_blocks};
+#endif
+    default: return {0, nullptr};
+  }
+}
+
+template <typename IO, typename T>
+void ste_backward_strip(const SteBackwardParams& s, const SimdRecompute& simd, int64_t n, int64_t by, int64_t bx0,
+                        int64_t bx1) {
+  const RoundtripParams& p = s.p;
+  // One sweep over the strip's rows: the clamp test (one flag per pixel column, ORed over the levels,
+  // channels and rows) and the pass-through sum over the levels (ste_pass_row's arithmetic: T(0) plus each
+  // level in increasing order), stored for every block; blocks whose flag is set are then overwritten by
+  // the recompute. Long contiguous loops, which the compiler vectorizes.
+  const int64_t x0 = bx0 * 8, len = (bx1 * 8 < p.w ? bx1 * 8 : p.w) - x0;
+  const int64_t os = s.output_stride[4], gs = p.out_stride[4], is = p.grad_in_stride[3];
+  const int64_t rows = block_rows(p, BlockCoord{n, by, bx0});
+  const IO* out = static_cast<const IO*>(s.output);
+  const IO* gout = static_cast<const IO*>(p.grad_output);
+  IO* gin = static_cast<IO*>(p.grad_input);
+  int32_t column[kStripBlocks * 8] = {};  // 32-bit flags: the same lane width as float, no packing
+  T acc[kStripBlocks * 8];
+  for (int64_t ch = 0; ch < p.c; ++ch)
+    for (int64_t r = 0; r < rows; ++r) {
+      const int64_t y = by * 8 + r;
+      if (p.levels == 1 && os == 1 && gs == 1 && is == 1) {  // the common case in one loop
+        const IO* orow = out + offset5(s.output_stride, 0, n, ch, y, x0);
+        const IO* grow = gout + offset5(p.out_stride, 0, n, ch, y, x0);
+        IO* dst = gin + offset4(p.grad_in_stride, n, ch, y, x0);
+        int32_t row_needs = 0;  // most rows lie strictly inside (0, 1): a reduction, no per-column stores
+        for (int64_t x = 0; x < len; ++x) row_needs |= int32_t(output_needs_pixel(orow[x]));
+        if (row_needs)
+          for (int64_t x = 0; x < len; ++x) column[x] |= int32_t(output_needs_pixel(orow[x]));
+        for (int64_t x = 0; x < len; ++x) dst[x] = IO(T(0) + T(grow[x]));
+        continue;
+      }
+      for (int64_t x = 0; x < len; ++x) acc[x] = T(0);
+      for (int64_t k = 0; k < p.levels; ++k) {
+        const IO* orow = out + offset5(s.output_stride, k, n, ch, y, x0);
+        const IO* grow = gout + offset5(p.out_stride, k, n, ch, y, x0);
+        if (os == 1) {
+          for (int64_t x = 0; x < len; ++x) column[x] |= int32_t(output_needs_pixel(orow[x]));
+        } else {
+          for (int64_t x = 0; x < len; ++x) column[x] |= int32_t(output_needs_pixel(orow[x * os]));
+        }
+        if (gs == 1) {
+          for (int64_t x = 0; x < len; ++x) acc[x] = acc[x] + T(grow[x]);
+        } else {
+          for (int64_t x = 0; x < len; ++x) acc[x] = acc[x] + T(grow[x * gs]);
+        }
+      }
+      IO* dst = gin + offset4(p.grad_in_stride, n, ch, y, x0);
+      if (is == 1) {
+        for (int64_t x = 0; x < len; ++x) dst[x] = IO(acc[x]);
+      } else {
+        for (int64_t x = 0; x < len; ++x) dst[x * is] = IO(acc[x]);
+      }
+    }
+  bool needs[kStripBlocks];
+  for (int64_t bx = bx0; bx < bx1; ++bx) {
+    int any = s.always_recompute ? 1 : 0;
+    for (int64_t x = (bx - bx0) * 8; x < (bx - bx0) * 8 + 8 && x < len; ++x) any |= column[x];
+    needs[bx - bx0] = any != 0;
+  }
+  if (simd.lanes > 0) {  // float32: the flagged blocks of the strip in groups of lanes
+    int64_t group[kMaxLanes];
+    int count = 0;
+    for (int64_t bx = bx0; bx < bx1; ++bx) {
+      if (needs[bx - bx0]) group[count++] = bx;
+      if (count == simd.lanes || (count > 0 && bx + 1 == bx1)) {
+        simd.run(s, n, by, group, count);
+        count = 0;
+      }
+    }
+    return;
+  }
+  for (int64_t bx = bx0; bx < bx1; ++bx)
+    if (needs[bx - bx0]) ste_recompute_block<IO, T>(s, BlockCoord{n, by, bx});
+}
+
+}  // namespace
+
+void ste_backward(const SteBackwardParams& s) {
+  const RoundtripParams& p = s.p;
+  const int64_t in_sizes[4] = {p.n, p.c, p.h, p.w};
+  advise_huge_pages(p.grad_input, p.grad_in_stride, in_sizes, 4, element_size(p.dtype));
+  const Geometry g = geometry(p);
+  const int64_t strips_x = (g.blocks_x + kStripBlocks - 1) / kStripBlocks;
+  SimdRecompute simd = simd_recompute(p.dtype);
+  if (simd.lanes > kMaxLanes) simd = {0, nullptr};
+  dispatch_dtype(p.dtype, [&](auto io, auto compute) {
+    using IO = decltype(io);
+    using T = decltype(compute);
+    if constexpr (!std::is_same<IO, uint8_t>::value) {  // uint8 is rejected by the binding
+      parallel_for(p.n * g.blocks_y * strips_x, p.num_threads, [&](int64_t item) {
+        const BlockCoord strip = block_coord(item, g.blocks_y, strips_x);
+        const int64_t bx0 = strip.bx * kStripBlocks;
+        const int64_t bx1 = bx0 + kStripBlocks < g.blocks_x ? bx0 + kStripBlocks : g.blocks_x;
+        ste_backward_strip<IO, T>(s, simd, strip.n, strip.by, bx0, bx1);
+      });
+    }
+  });
+}
+
+}  // namespace cpu
+}  // namespace nnjpeg
