@@ -12,18 +12,16 @@ template <typename IO>
 void chroma_samples_group(const RoundtripParams& p, const Group& g, Vec (*cc)[64]) {
   const IO* in = static_cast<const IO*>(p.input);
   const int64_t* s = p.in_stride;
+  const IO* base[3][kLanes];
+  for (int ch = 0; ch < 3; ++ch) lane_bases(in + g.n * s[0] + ch * s[1], g, s[2], s[3], 16, base[ch]);
   for (int r = 0; r < 8; ++r) {
     Vec cb[2][16], cr[2][16];  // [pixel row 2r + dy][pixel column]
     for (int dy = 0; dy < 2; ++dy) {
       Vec px[3][16];
       for (int ch = 0; ch < 3; ++ch) {
-        const IO* plane = in + g.n * s[0] + ch * s[1];
         for (int half = 0; half < 2; ++half) {
-          v8f rows[kLanes];
-          for (int j = 0; j < kLanes; ++j)
-            rows[j] = load_row(plane + (g.by[j] * 16 + 2 * r + dy) * s[2] + (g.bx[j] * 16 + 8 * half) * s[3], s[3]);
-          rows_to_cols(rows, px[ch] + 8 * half);
-          for (int c = 8 * half; c < 8 * half + 8; ++c) px[ch][c] = from_pixel(px[ch][c], plane);
+          load_lane_rows(base[ch], (2 * r + dy) * s[2] + 8 * half * s[3], s[3], px[ch] + 8 * half);
+          for (int c = 8 * half; c < 8 * half + 8; ++c) px[ch][c] = from_pixel(px[ch][c], in);
         }
       }
       for (int c = 0; c < 16; ++c) {
@@ -65,12 +63,9 @@ void chroma_group_420(const RoundtripParams& p, const Geometry& geo, const Group
     for (int ch = 0; ch < 2; ++ch) {
       Vec dec[64];
       decode_block(cc[ch], table_for(p, k, g.n, true), p.rounding, dec);
-      float* dst = ws + ((k * p.n + g.n) * 2 + ch) * plane;
-      for (int r = 0; r < 8; ++r) {
-        v8f rows[kLanes];
-        cols_to_rows(dec + r * 8, rows);
-        for (int j = 0; j < g.count; ++j) store_row(rows[j], dst + (g.by[j] * 8 + r) * geo.chroma_w + g.bx[j] * 8, 1);
-      }
+      float* base[kLanes];
+      lane_bases(ws + ((k * p.n + g.n) * 2 + ch) * plane, g, geo.chroma_w, 1, 8, base);
+      for (int r = 0; r < 8; ++r) store_lane_rows(dec + r * 8, base, r * geo.chroma_w, 1, g.count);
     }
   }
 }

@@ -52,24 +52,32 @@ Group make_group(const RoundtripParams& p, const GroupLayout& l, int64_t item, i
   return g;
 }
 
-// Running min / max / NaN of loaded float rows (tracked per lane, reduced into an InputRange per group).
+// Running min / max / NaN of loaded float pixels (tracked per lane, reduced into an InputRange per group).
+// Lanes past a group's count repeat its last block: folding them in changes nothing.
 struct RowRange {
-  v8f lo = v8f{} + __builtin_inff(), hi = v8f{} - __builtin_inff();
-  v8i nan = v8i{};
-  void add(v8f r) {
+  vf lo = vf{} + __builtin_inff(), hi = vf{} - __builtin_inff();
+  vi nan = vi{};
+  void add(vf r) {
     lo = r < lo ? r : lo;  // NaN compares false: tracked by `nan` instead
     hi = r > hi ? r : hi;
     nan |= r != r;
   }
-  void add(float v) { add(v8f{} + v); }
+  void add(float v) { add(vf{} + v); }
   void fold_into(InputRange& out) const {
-    for (int i = 0; i < 8; ++i) {
+    for (int i = 0; i < kLanes; ++i) {
       out.lo = lo[i] < out.lo ? lo[i] : out.lo;
       out.hi = hi[i] > out.hi ? hi[i] : out.hi;
       out.nan = out.nan || nan[i] != 0;
     }
   }
 };
+
+// Top-left element of each lane's 8x8 block (pixels `pixels` apart per block: 8, or 16 for 4:2:0
+// macro-blocks) in the plane at `plane` with row stride sy and element stride sx.
+template <typename IO>
+void lane_bases(IO* plane, const Group& g, int64_t sy, int64_t sx, int pixels, IO** base) {
+  for (int j = 0; j < kLanes; ++j) base[j] = plane + g.by[j] * pixels * sy + g.bx[j] * pixels * sx;
+}
 
 // Pixels of the group on the 0..255 scale (channels [0, p.c)); with `range` (float input), every pixel of
 // the image that the group covers is folded into it.
@@ -80,14 +88,14 @@ void load_group(const RoundtripParams& p, const Group& g, Vec (*px)[64], InputRa
   RowRange seen;
   if (g.interior) {
     for (int ch = 0; ch < p.c; ++ch) {
-      const IO* plane = in + g.n * s[0] + ch * s[1];
+      const IO* base[kLanes];
+      lane_bases(in + g.n * s[0] + ch * s[1], g, s[2], s[3], 8, base);
       for (int r = 0; r < 8; ++r) {
-        v8f rows[kLanes];
-        for (int j = 0; j < kLanes; ++j) rows[j] = load_row(plane + (g.by[j] * 8 + r) * s[2] + g.bx[j] * 8 * s[3], s[3]);
+        Vec* row = px[ch] + r * 8;
+        load_lane_rows(base, r * s[2], s[3], row);
         if (range)
-          for (int j = 0; j < g.count; ++j) seen.add(rows[j]);
-        rows_to_cols(rows, px[ch] + r * 8);
-        for (int c = 0; c < 8; ++c) px[ch][r * 8 + c] = from_pixel(px[ch][r * 8 + c], plane);
+          for (int c = 0; c < 8; ++c) seen.add(row[c].v);
+        for (int c = 0; c < 8; ++c) row[c] = from_pixel(row[c], in);
       }
     }
   } else {
@@ -114,15 +122,17 @@ void store_group(const RoundtripParams& p, const Group& g, int64_t k, Vec (*px)[
   const int64_t* s = p.out_stride;
   for (int ch = 0; ch < p.c; ++ch) {
     IO* plane = out + k * s[0] + g.n * s[1] + ch * s[2];
-    for (int r = 0; r < 8; ++r) {
-      if (g.interior) {
+    if (g.interior) {
+      IO* base[kLanes];
+      lane_bases(plane, g, s[3], s[4], 8, base);
+      for (int r = 0; r < 8; ++r) {
         Vec cols[8];
-        v8f rows[kLanes];
         for (int c = 0; c < 8; ++c) cols[c] = to_pixel(px[ch][r * 8 + c], plane);
-        cols_to_rows(cols, rows);
-        for (int j = 0; j < g.count; ++j) store_row(rows[j], plane + (g.by[j] * 8 + r) * s[3] + g.bx[j] * 8 * s[4], s[4]);
-        continue;
+        store_lane_rows(cols, base, r * s[3], s[4], g.count);
       }
+      continue;
+    }
+    for (int r = 0; r < 8; ++r) {
       for (int j = 0; j < g.count; ++j) {
         const int64_t y = g.by[j] * 8 + r, x0 = g.bx[j] * 8;
         if (y >= p.h) continue;
@@ -156,11 +166,9 @@ void load_grad_out(const RoundtripParams& p, const Group& g, int64_t k, Vec (*px
   for (int ch = 0; ch < p.c; ++ch) {
     const float* plane = gout + k * s[0] + g.n * s[1] + ch * s[2];
     if (g.interior) {
-      for (int r = 0; r < 8; ++r) {
-        v8f rows[kLanes];
-        for (int j = 0; j < kLanes; ++j) rows[j] = load_row(plane + (g.by[j] * 8 + r) * s[3] + g.bx[j] * 8 * s[4], s[4]);
-        rows_to_cols(rows, gr[ch] + r * 8);
-      }
+      const float* base[kLanes];
+      lane_bases(plane, g, s[3], s[4], 8, base);
+      for (int r = 0; r < 8; ++r) load_lane_rows(base, r * s[3], s[4], gr[ch] + r * 8);
     } else {
       for (int i = 0; i < 64; ++i) {
         for (int j = 0; j < kLanes; ++j) {
@@ -178,12 +186,9 @@ void store_grad_in(const RoundtripParams& p, const Group& g, Vec (*acc)[64]) {
   const int64_t* s = p.grad_in_stride;
   if (g.interior) {
     for (int ch = 0; ch < p.c; ++ch) {
-      float* plane = gin + g.n * s[0] + ch * s[1];
-      for (int r = 0; r < 8; ++r) {
-        v8f rows[kLanes];
-        cols_to_rows(acc[ch] + r * 8, rows);
-        for (int j = 0; j < g.count; ++j) store_row(rows[j], plane + (g.by[j] * 8 + r) * s[2] + g.bx[j] * 8 * s[3], s[3]);
-      }
+      float* base[kLanes];
+      lane_bases(gin + g.n * s[0] + ch * s[1], g, s[2], s[3], 8, base);
+      for (int r = 0; r < 8; ++r) store_lane_rows(acc[ch] + r * 8, base, r * s[2], s[3], g.count);
     }
     return;
   }

@@ -12,9 +12,6 @@ static_assert(kLanes == 8 || kLanes == 16, "8 or 16 lanes");
 
 typedef float vf __attribute__((vector_size(4 * kLanes)));
 typedef int32_t vi __attribute__((vector_size(4 * kLanes)));
-typedef float v8f __attribute__((vector_size(32)));  // one row of 8 pixels of a block
-typedef int32_t v8i __attribute__((vector_size(32)));
-typedef uint8_t v8u8 __attribute__((vector_size(8)));
 
 struct Vec {
   vf v;
@@ -60,12 +57,29 @@ inline Vec pass_unclamped(Vec px, Vec g) {
   return Vec((px.v < zero) | (px.v > top) ? zero : g.v);
 }
 
-// In-place 8x8 transpose of r[0..7] (r[i][j] <- r[j][i]): unpack, shuffle, then swap 128-bit halves.
-inline void transpose8(v8f* r) {
-  const v8i lo = {0, 8, 1, 9, 4, 12, 5, 13}, hi = {2, 10, 3, 11, 6, 14, 7, 15};
-  const v8i slo = {0, 1, 8, 9, 4, 5, 12, 13}, shi = {2, 3, 10, 11, 6, 7, 14, 15};
-  const v8i plo = {0, 1, 2, 3, 8, 9, 10, 11}, phi = {4, 5, 6, 7, 12, 13, 14, 15};
-  v8f t[8], u[8];
+// ---- Rows of pixels <-> lanes. A "pair" vector holds the 8-pixel row of lane i (8 lanes), or the rows of
+// lanes i and i + 8 in its low and high halves (16 lanes). transpose_pairs turns the 8 pairs of one pixel row
+// into 8 vectors whose lane j is pixel c of lane j's row, and back (it is its own inverse): an 8x8 transpose
+// within each half, so a 16-lane vector needs no cross-half assembly.
+constexpr int kHalves = kLanes / 8;
+
+// Two-source shuffle masks that apply an 8-lane pattern (indices into a ++ b, 0..15) to each half.
+constexpr int half0_index(int m) { return m < 8 ? m : m - 8 + kLanes; }
+constexpr int half1_index(int m) { return m < 8 ? m + 8 : m + kLanes; }
+#if NNJPEG_SIMD_LANES == 16
+#define NNJ_HALF_MASK(a, b, c, d, e, f, g, h)                                                                  \
+  vi{half0_index(a), half0_index(b), half0_index(c), half0_index(d), half0_index(e), half0_index(f),           \
+     half0_index(g), half0_index(h), half1_index(a), half1_index(b), half1_index(c), half1_index(d),           \
+     half1_index(e), half1_index(f), half1_index(g), half1_index(h)}
+#else
+#define NNJ_HALF_MASK(a, b, c, d, e, f, g, h) vi{a, b, c, d, e, f, g, h}
+#endif
+
+inline void transpose_pairs(vf* r) {
+  const vi lo = NNJ_HALF_MASK(0, 8, 1, 9, 4, 12, 5, 13), hi = NNJ_HALF_MASK(2, 10, 3, 11, 6, 14, 7, 15);
+  const vi slo = NNJ_HALF_MASK(0, 1, 8, 9, 4, 5, 12, 13), shi = NNJ_HALF_MASK(2, 3, 10, 11, 6, 7, 14, 15);
+  const vi plo = NNJ_HALF_MASK(0, 1, 2, 3, 8, 9, 10, 11), phi = NNJ_HALF_MASK(4, 5, 6, 7, 12, 13, 14, 15);
+  vf t[8], u[8];
   for (int i = 0; i < 4; ++i) {
     t[2 * i] = __builtin_shuffle(r[2 * i], r[2 * i + 1], lo);
     t[2 * i + 1] = __builtin_shuffle(r[2 * i], r[2 * i + 1], hi);
@@ -81,53 +95,113 @@ inline void transpose8(v8f* r) {
     r[i + 4] = __builtin_shuffle(u[i], u[i + 4], phi);
   }
 }
+#undef NNJ_HALF_MASK
 
-// rows[j] = row of block (lane) j -> cols[c] = column c across the lanes; and back.
-inline void rows_to_cols(v8f* rows, Vec* cols) {
-  for (int h = 0; h < kLanes / 8; ++h) transpose8(rows + 8 * h);
-  for (int c = 0; c < 8; ++c)
-    for (int h = 0; h < kLanes / 8; ++h) memcpy(reinterpret_cast<char*>(&cols[c].v) + 32 * h, &rows[8 * h + c], 32);
+// The pair of rows that start at a and b (b is ignored with 8 lanes), element stride sx, as floats
+// (uint8 as 0..255, float as stored); and back (b_live: whether b's lane is stored at all). Contiguous rows
+// load and store as whole vectors (intrinsics with 16 lanes: the halves go through no memory); strided ones
+// element by element.
+#if NNJPEG_SIMD_LANES == 16 && !(defined(__AVX512F__) && defined(__AVX512DQ__))
+#error "16 lanes need AVX-512 F and DQ"
+#endif
+typedef uint8_t vu8 __attribute__((vector_size(kLanes)));
+
+template <typename IO>
+inline void gather_pair(const IO* a, const IO* b, int64_t sx, IO* dst) {
+  for (int h = 0; h < kHalves; ++h)
+    for (int i = 0; i < 8; ++i) dst[8 * h + i] = (h == 0 ? a : b)[i * sx];
 }
-inline void cols_to_rows(const Vec* cols, v8f* rows) {
-  for (int c = 0; c < 8; ++c)
-    for (int h = 0; h < kLanes / 8; ++h) memcpy(&rows[8 * h + c], reinterpret_cast<const char*>(&cols[c].v) + 32 * h, 32);
-  for (int h = 0; h < kLanes / 8; ++h) transpose8(rows + 8 * h);
+template <typename IO>
+inline void scatter_pair(const IO* src, IO* a, IO* b, bool b_live, int64_t sx) {
+  for (int h = 0; h < (b_live ? kHalves : 1); ++h)
+    for (int i = 0; i < 8; ++i) (h == 0 ? a : b)[i * sx] = src[8 * h + i];
 }
 
-// 8 pixels of a row (element stride sx) as floats (uint8 as 0..255, float as stored), and back.
-inline v8f load_row(const uint8_t* src, int64_t sx) {
-  v8u8 b;
+inline vf load_pair(const float* a, const float* b, int64_t sx) {
+  vf v;
   if (sx == 1) {
-    memcpy(&b, src, 8);
+#if NNJPEG_SIMD_LANES == 16
+    return vf(_mm512_insertf32x8(_mm512_castps256_ps512(_mm256_loadu_ps(a)), _mm256_loadu_ps(b), 1));
+#else
+    (void)b;
+    memcpy(&v, a, 32);
+    return v;
+#endif
+  }
+  float t[kLanes];
+  gather_pair(a, b, sx, t);
+  memcpy(&v, t, sizeof v);
+  return v;
+}
+inline vf load_pair(const uint8_t* a, const uint8_t* b, int64_t sx) {
+  vu8 bytes;
+  if (sx == 1) {
+#if NNJPEG_SIMD_LANES == 16
+    bytes = vu8(_mm_unpacklo_epi64(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(a)),
+                                   _mm_loadl_epi64(reinterpret_cast<const __m128i*>(b))));
+#else
+    (void)b;
+    memcpy(&bytes, a, 8);
+#endif
   } else {
-    for (int i = 0; i < 8; ++i) b[i] = src[i * sx];
+    uint8_t t[kLanes];
+    gather_pair(a, b, sx, t);
+    memcpy(&bytes, t, sizeof bytes);
   }
   // Through int32 (zero-extend, then convert): GCC scalarises a direct uint8 -> float conversion.
-  return __builtin_convertvector(__builtin_convertvector(b, v8i), v8f);
+  return __builtin_convertvector(__builtin_convertvector(bytes, vi), vf);
 }
-inline v8f load_row(const float* src, int64_t sx) {
-  v8f r;
+inline void store_pair(vf v, float* a, float* b, bool b_live, int64_t sx) {
   if (sx == 1) {
-    memcpy(&r, src, 32);
-  } else {
-    for (int i = 0; i < 8; ++i) r[i] = src[i * sx];
+#if NNJPEG_SIMD_LANES == 16
+    memcpy(a, &v, 32);  // the low half
+    // (the zero-masked form: GCC 12 warns about the unmasked one's undefined pass-through operand)
+    if (b_live) _mm256_storeu_ps(b, _mm512_maskz_extractf32x8_ps(__mmask8(0xFF), __m512(v), 1));
+#else
+    (void)b, (void)b_live;
+    memcpy(a, &v, 32);
+#endif
+    return;
   }
-  return r;
+  float t[kLanes];
+  memcpy(t, &v, sizeof t);
+  scatter_pair(t, a, b, b_live, sx);
 }
-inline void store_row(v8f v, float* dst, int64_t sx) {
+inline void store_pair(vf v, uint8_t* a, uint8_t* b, bool b_live, int64_t sx) {  // v holds integers 0..255
+  const vu8 bytes = __builtin_convertvector(__builtin_convertvector(v, vi), vu8);
   if (sx == 1) {
-    memcpy(dst, &v, 32);
-  } else {
-    for (int i = 0; i < 8; ++i) dst[i * sx] = v[i];
+#if NNJPEG_SIMD_LANES == 16
+    const __m128i both = __m128i(bytes);
+    _mm_storel_epi64(reinterpret_cast<__m128i*>(a), both);
+    if (b_live) _mm_storel_epi64(reinterpret_cast<__m128i*>(b), _mm_unpackhi_epi64(both, both));
+#else
+    (void)b, (void)b_live;
+    memcpy(a, &bytes, 8);
+#endif
+    return;
   }
+  uint8_t t[kLanes];
+  memcpy(t, &bytes, sizeof t);
+  scatter_pair(t, a, b, b_live, sx);
 }
-inline void store_row(v8f v, uint8_t* dst, int64_t sx) {  // v holds integers 0..255
-  const v8u8 b = __builtin_convertvector(__builtin_convertvector(v, v8i), v8u8);
-  if (sx == 1) {
-    memcpy(dst, &b, 8);
-  } else {
-    for (int i = 0; i < 8; ++i) dst[i * sx] = b[i];
-  }
+
+// Pixel row `off` (an element offset) of every lane's block, whose top-left pixel is base[j] (kLanes
+// pointers), element stride sx -> cols[c] lane j = pixel c of that row of lane j. And back: lanes < count
+// are stored.
+template <typename IO>
+inline void load_lane_rows(const IO* const* base, int64_t off, int64_t sx, Vec* cols) {
+  vf r[8];
+  for (int i = 0; i < 8; ++i) r[i] = load_pair(base[i] + off, base[kHalves == 2 ? i + 8 : i] + off, sx);
+  transpose_pairs(r);
+  for (int c = 0; c < 8; ++c) cols[c] = Vec(r[c]);
+}
+template <typename IO>
+inline void store_lane_rows(const Vec* cols, IO* const* base, int64_t off, int64_t sx, int count) {
+  vf r[8];
+  for (int c = 0; c < 8; ++c) r[c] = cols[c].v;
+  transpose_pairs(r);
+  for (int i = 0; i < 8 && i < count; ++i)
+    store_pair(r[i], base[i] + off, base[kHalves == 2 ? i + 8 : i] + off, i + 8 < count, sx);
 }
 
 // Loaded pixel values -> 0..255 scale (load_255 of pixel_io.h), and 0..255 -> stored values (store_255).
