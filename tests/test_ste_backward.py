@@ -173,6 +173,32 @@ def test_every_cpu_simd_path_recomputes_bitwise_like_the_scalar_one(photos, alwa
         assert torch.equal(got, results["scalar"]), isa
 
 
+@pytest.mark.parametrize("layout", ["contiguous", "channels_last"])
+@pytest.mark.parametrize("always_recompute", [False, True])
+def test_simd_recompute_across_small_images_with_their_own_tables(photos, layout, always_recompute):
+    # Small images: one work item queues the blocks of several images into one vector, flushed where the
+    # next image has other tables; the right and bottom edges (12 x 20) take the per-lane paths.
+    crops = [photos[name][y:y + 12, x:x + 20] for name in ("astronaut", "coffee") for y, x in ((40, 60), (150, 210), (300, 90))]
+    x = torch.from_numpy(np.stack(crops)).permute(0, 3, 1, 2).to(torch.float32) / 255
+    x = _layout(((x - 0.5) * 2.4 + 0.5).clamp(0, 1), layout)
+    qualities = torch.tensor([[90, 70, 50, 30, 95, 10], [40, 40, 80, 20, 60, 75]])
+    steps = nj.tables.level_tables(qualities, "standard", x.shape[0]).contiguous()
+    y = torch.ops.nnjpeg.roundtrip(x, steps, "4:4:4", "ycbcr", "ste", True)
+    g = torch.randn(y.shape, generator=torch.Generator().manual_seed(9))
+    results = {}
+    try:
+        for isa in _kernel._C.cpu_isas():
+            _kernel._C.set_cpu_isa(isa)
+            results[isa] = torch.empty_like(x)
+            _kernel.backward_ste(g, y, x, steps, results[isa], "4:4:4", "ycbcr", always_recompute)
+    finally:
+        _kernel._C.set_cpu_isa("auto")
+    for isa, got in results.items():
+        assert torch.equal(got, results["scalar"]), isa
+    want = ops.roundtrip_backward(g, x, steps, "4:4:4", "ycbcr", "ste")
+    assert (results["scalar"] - want).abs().max() <= ATOL[torch.float32]
+
+
 @pytest.mark.cuda
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
 def test_cuda_kernel_equals_the_cpu_kernel(photos, dtype):

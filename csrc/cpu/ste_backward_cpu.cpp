@@ -1,11 +1,12 @@
-// CPU driver of the "ste" backward from the saved output (ste_backward.h). Work item: a strip of up to
-// kStripBlocks blocks of one block row, walked in row-major order: one sweep over its rows for the clamp
-// test and the pass-through sum, then the blocks that need their pixels. Whole image rows one after the
-// other, which the hardware prefetcher follows (block by block, 3 x 8 row streams per tensor interleave and
-// the loads wait on memory: 3x slower on W1). float32 blocks
-// that need their pixels are recomputed a vector of blocks at a time (ste_simd.h) on the current SIMD path.
-// Same predicate and arithmetic as the per-block CUDA kernel, so the results are bitwise the same; items are
-// independent, so they do not depend on the thread count.
+// CPU driver of the "ste" backward from the saved output (ste_backward.h). Strip: up to kStripBlocks blocks of
+// one block row, walked in row-major order: one sweep over its rows for the clamp test and the pass-through
+// sum, then the blocks that need their pixels. Whole image rows one after the other, which the hardware
+// prefetcher follows (block by block, 3 x 8 row streams per tensor interleave and the loads wait on memory: 3x
+// slower on W1). Work item: consecutive strips of about kStripBlocks blocks together (one strip of a
+// CIFAR-sized image holds 4). float32 blocks that need their pixels are queued across the item's strips and
+// recomputed a vector of blocks at a time (ste_simd.h) on the current SIMD path. Same predicate and arithmetic
+// as the per-block CUDA kernel, so the results are bitwise the same; items are independent, so they do not
+// depend on the thread count.
 #include <stdint.h>
 
 #include <type_traits>
@@ -24,7 +25,7 @@ namespace {
 
 constexpr int64_t kStripBlocks = 64;
 
-using RecomputeFn = void (*)(const SteBackwardParams&, int64_t, int64_t, const int64_t*, int);
+using RecomputeFn = void (*)(const SteBackwardParams&, const BlockCoord*, int);
 
 struct SimdRecompute {
   int lanes;  // 0: the scalar ste_recompute_block
@@ -33,6 +34,30 @@ struct SimdRecompute {
 
 // The SIMD recompute of the current CPU path (float32 only; cpu_isa.cpp only selects what this build has).
 constexpr int kMaxLanes = 16;
+
+// Blocks that need their pixels, queued for the SIMD recompute across the strips of a work item (a strip of
+// small images holds only a few blocks); each block's pass-through sum is stored before it is queued. The
+// lanes of one recompute share their tables: one image, unless every image has the same tables.
+class RecomputeQueue {
+ public:
+  RecomputeQueue(const SteBackwardParams& s, const SimdRecompute& simd) : s_(s), simd_(simd) {}
+  ~RecomputeQueue() { flush(); }
+  void add(BlockCoord b) {
+    if (count_ > 0 && s_.p.table_stride_image != 0 && blocks_[0].n != b.n) flush();
+    blocks_[count_++] = b;
+    if (count_ == simd_.lanes) flush();
+  }
+  void flush() {
+    if (count_ > 0) simd_.run(s_, blocks_, count_);
+    count_ = 0;
+  }
+
+ private:
+  const SteBackwardParams& s_;
+  const SimdRecompute& simd_;
+  BlockCoord blocks_[kMaxLanes];
+  int count_ = 0;
+};
 
 SimdRecompute simd_recompute(int dtype) {
   if (dtype != kFloat32) return {0, nullptr};
@@ -48,8 +73,9 @@ SimdRecompute simd_recompute(int dtype) {
   }
 }
 
+// queue: the SIMD recompute's (float32), or null for the scalar one, run here block by block.
 template <typename IO, typename T>
-void ste_backward_strip(const SteBackwardParams& s, const SimdRecompute& simd, int64_t n, int64_t by, int64_t bx0,
+void ste_backward_strip(const SteBackwardParams& s, RecomputeQueue* queue, int64_t n, int64_t by, int64_t bx0,
                         int64_t bx1) {
   const RoundtripParams& p = s.p;
   // One sweep over the strip's rows: the clamp test (one flag per pixel column, ORed over the levels,
@@ -106,20 +132,11 @@ void ste_backward_strip(const SteBackwardParams& s, const SimdRecompute& simd, i
     for (int64_t x = (bx - bx0) * 8; x < (bx - bx0) * 8 + 8 && x < len; ++x) any |= column[x];
     needs[bx - bx0] = any != 0;
   }
-  if (simd.lanes > 0) {  // float32: the flagged blocks of the strip in groups of lanes
-    int64_t group[kMaxLanes];
-    int count = 0;
-    for (int64_t bx = bx0; bx < bx1; ++bx) {
-      if (needs[bx - bx0]) group[count++] = bx;
-      if (count == simd.lanes || (count > 0 && bx + 1 == bx1)) {
-        simd.run(s, n, by, group, count);
-        count = 0;
-      }
-    }
-    return;
+  for (int64_t bx = bx0; bx < bx1; ++bx) {
+    if (!needs[bx - bx0]) continue;
+    if (queue) queue->add(BlockCoord{n, by, bx});
+    else ste_recompute_block<IO, T>(s, BlockCoord{n, by, bx});
   }
-  for (int64_t bx = bx0; bx < bx1; ++bx)
-    if (needs[bx - bx0]) ste_recompute_block<IO, T>(s, BlockCoord{n, by, bx});
 }
 
 }  // namespace
@@ -130,17 +147,24 @@ void ste_backward(const SteBackwardParams& s) {
   advise_huge_pages(p.grad_input, p.grad_in_stride, in_sizes, 4, element_size(p.dtype));
   const Geometry g = geometry(p);
   const int64_t strips_x = (g.blocks_x + kStripBlocks - 1) / kStripBlocks;
+  const int64_t strips = p.n * g.blocks_y * strips_x;
+  // Work item: a few consecutive strips (about kStripBlocks blocks), so that small images fill the lanes.
+  const int64_t strip_blocks = g.blocks_x < kStripBlocks ? g.blocks_x : kStripBlocks;
+  const int64_t per_item = kStripBlocks / strip_blocks;
   SimdRecompute simd = simd_recompute(p.dtype);
   if (simd.lanes > kMaxLanes) simd = {0, nullptr};
   dispatch_dtype(p.dtype, [&](auto io, auto compute) {
     using IO = decltype(io);
     using T = decltype(compute);
     if constexpr (!std::is_same<IO, uint8_t>::value) {  // uint8 is rejected by the binding
-      parallel_for(p.n * g.blocks_y * strips_x, p.num_threads, [&](int64_t item) {
-        const BlockCoord strip = block_coord(item, g.blocks_y, strips_x);
-        const int64_t bx0 = strip.bx * kStripBlocks;
-        const int64_t bx1 = bx0 + kStripBlocks < g.blocks_x ? bx0 + kStripBlocks : g.blocks_x;
-        ste_backward_strip<IO, T>(s, simd, strip.n, strip.by, bx0, bx1);
+      parallel_for((strips + per_item - 1) / per_item, p.num_threads, [&](int64_t item) {
+        RecomputeQueue queue(s, simd);
+        for (int64_t i = item * per_item; i < strips && i < (item + 1) * per_item; ++i) {
+          const BlockCoord strip = block_coord(i, g.blocks_y, strips_x);
+          const int64_t bx0 = strip.bx * kStripBlocks;
+          const int64_t bx1 = bx0 + kStripBlocks < g.blocks_x ? bx0 + kStripBlocks : g.blocks_x;
+          ste_backward_strip<IO, T>(s, simd.lanes > 0 ? &queue : nullptr, strip.n, strip.by, bx0, bx1);
+        }
       });
     }
   });

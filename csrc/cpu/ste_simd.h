@@ -1,5 +1,5 @@
-// The SIMD recompute of the "ste" backward (ste_backward.h, slow path): up to lanes() blocks of one block row
-// of one image, one block per vector lane, through the shared block math with T = Vec (csrc/cpu/simd_vec.h),
+// The SIMD recompute of the "ste" backward (ste_backward.h, slow path): up to lanes() blocks, anywhere in the
+// batch, one block per vector lane, through the shared block math with T = Vec (csrc/cpu/simd_vec.h),
 // so each lane is bitwise equal to ste_recompute_block<float, float>. float32 only. Compiled once per
 // instruction set (ste_simd_generic.cpp, ste_simd_avx2.cpp, ste_simd_avx512.cpp); ste_backward_cpu.cpp
 // picks the one of the current CPU path (cpu_isa.h).
@@ -12,11 +12,11 @@
 namespace nnjpeg {
 namespace cpu {
 
-// blocks (n, by, bx[j]) for j < count, 1 <= count <= lanes().
+// blocks[j] for j < count, 1 <= count <= lanes(): distinct blocks, each already holding its pass-through sum.
 #define NNJPEG_DECLARE_STE_SIMD_ISA(isa)                                                                       \
   namespace isa {                                                                                              \
   int ste_lanes();                                                                                             \
-  void ste_recompute_blocks(const SteBackwardParams& s, int64_t n, int64_t by, const int64_t* bx, int count); \
+  void ste_recompute_blocks(const SteBackwardParams& s, const BlockCoord* blocks, int count);              \
   }
 
 NNJPEG_DECLARE_STE_SIMD_ISA(generic)

@@ -32,94 +32,97 @@ namespace {
 
 namespace {
 
-// Lane j of the result = base[off[j]].
-inline Vec gather(const float* base, const int64_t* off) {
-  Vec r;
-  for (int j = 0; j < kLanes; ++j) r.v[j] = base[off[j]];
-  return r;
+// Lane j's block (lanes past count repeat the last one: computed, never stored).
+inline const BlockCoord& lane_block(const BlockCoord* blocks, int count, int j) {
+  return blocks[j < count ? j : count - 1];
 }
 
 // The pixels of the blocks (0..255 scale, edges replicated) into lanes, as load_block_255<float, float>.
-void load_lanes(const RoundtripParams& p, int64_t n, int64_t by, const int64_t* bx, int count, bool full_width,
-                Vec (*px)[64]) {
-  if (!full_width) {  // a block at the right edge: the scalar accessor replicates the edge column
+void load_lanes(const RoundtripParams& p, const BlockCoord* blocks, int count, bool whole, Vec (*px)[64]) {
+  if (!whole) {  // a block at the bottom or right edge: the scalar accessor replicates the edge
     for (int j = 0; j < kLanes; ++j) {
+      const BlockCoord& b = lane_block(blocks, count, j);
       float one[3][64];
-      load_block_255<float, float>(p, n, by, bx[j < count ? j : count - 1], one);
+      load_block_255<float, float>(p, b.n, b.by, b.bx, one);
       for (int ch = 0; ch < p.c; ++ch)
         for (int i = 0; i < 64; ++i) px[ch][i].v[j] = one[ch][i];
     }
     return;
   }
   const float* in = static_cast<const float*>(p.input);
-  int64_t off[kLanes];
-  for (int j = 0; j < kLanes; ++j) off[j] = bx[j < count ? j : count - 1] * 8 * p.in_stride[3];
-  // The input of these blocks is usually not in cache (the sweep read only the output and the gradient):
-  // request every row of every block first, so that the misses overlap instead of stalling each gather.
-  for (int ch = 0; ch < p.c; ++ch)
+  const int64_t* s = p.in_stride;
+  for (int ch = 0; ch < p.c; ++ch) {
+    const float* base[kLanes];
+    for (int j = 0; j < kLanes; ++j) {
+      const BlockCoord& b = lane_block(blocks, count, j);
+      base[j] = in + offset4(s, b.n, ch, b.by * 8, b.bx * 8);
+    }
     for (int r = 0; r < 8; ++r) {
-      const int64_t y = by * 8 + r < p.h ? by * 8 + r : p.h - 1;
-      const float* base = in + offset4(p.in_stride, n, ch, y, 0);
-      for (int j = 0; j < count; ++j) {
-        __builtin_prefetch(base + off[j]);
-        __builtin_prefetch(base + off[j] + 7 * p.in_stride[3]);
-      }
+      load_lane_rows(base, r * s[2], s[3], px[ch] + r * 8);
+      for (int c = 0; c < 8; ++c) px[ch][r * 8 + c] = from_pixel(px[ch][r * 8 + c], in);  // load_255<float>
     }
-  for (int ch = 0; ch < p.c; ++ch)
-    for (int i = 0; i < 64; ++i) {
-      const int64_t y = by * 8 + i / 8 < p.h ? by * 8 + i / 8 : p.h - 1;  // bottom edge replicated
-      const float* base = in + offset4(p.in_stride, n, ch, y, i % 8);
-      px[ch][i] = sanitize_255(gather(base, off) * Vec(255.0f));  // load_255<float>(float)
-    }
+  }
 }
 
 }  // namespace
 
 int ste_lanes() { return kLanes; }
 
-void ste_recompute_blocks(const SteBackwardParams& s, int64_t n, int64_t by, const int64_t* bx, int count) {
+void ste_recompute_blocks(const SteBackwardParams& s, const BlockCoord* blocks, int count) {
   const RoundtripParams& p = s.p;
   const int channels = int(p.c);
   const bool ycc = is_ycbcr(p);
   const float* gout = static_cast<const float*>(p.grad_output);
   float* gin = static_cast<float*>(p.grad_input);
-  bool full_width = true;  // every block has 8 columns inside the image
-  for (int j = 0; j < count; ++j) full_width = full_width && block_cols(p, BlockCoord{n, by, bx[j]}) == 8;
-  const int64_t rows = block_rows(p, BlockCoord{n, by, bx[0]});
-  int64_t goff[kLanes];  // lanes past count repeat the last block (computed, never stored)
-  for (int j = 0; j < kLanes; ++j) goff[j] = bx[j < count ? j : count - 1] * 8 * p.out_stride[4];
+  const int64_t* os = p.out_stride;
+  const int64_t* is = p.grad_in_stride;
+  bool whole = true;  // every block lies wholly inside the image: whole rows in and out
+  for (int j = 0; j < count; ++j) whole = whole && block_rows(p, blocks[j]) == 8 && block_cols(p, blocks[j]) == 8;
 
   Vec coef[3][64];
-  load_lanes(p, n, by, bx, count, full_width, coef);
+  load_lanes(p, blocks, count, whole, coef);
   encode_block(ycc, channels, coef);
   Vec acc[3][64];
   for (int ch = 0; ch < 3; ++ch)
     for (int i = 0; i < 64; ++i) acc[ch][i] = Vec(0.0f);
+  const int64_t n0 = blocks[0].n;  // the lanes share its tables (ste_simd.h)
   for (int64_t k = 0; k < p.levels; ++k) {
     Vec px[3][64];
-    decode_pixels(ycc, channels, coef, table_for(p, k, n, false), table_for(p, k, n, true), p.rounding, px);
-    for (int ch = 0; ch < channels; ++ch)
-      for (int64_t r = 0; r < rows; ++r)
-        for (int c = 0; c < 8; ++c) {
-          const float* base = gout + offset5(p.out_stride, k, n, ch, by * 8 + r, c);
-          Vec g(0.0f);
-          if (full_width) {
-            g = gather(base, goff);
-          } else {
-            for (int j = 0; j < count; ++j)
-              if (bx[j] * 8 + c < p.w) g.v[j] = base[goff[j]];
-          }
-          const int i = int(r * 8 + c);
-          acc[ch][i] = acc[ch][i] + pass_unclamped(px[ch][i], g);
-        }
-  }
-  for (int j = 0; j < count; ++j) {
-    const int64_t cols = block_cols(p, BlockCoord{n, by, bx[j]});
-    for (int ch = 0; ch < channels; ++ch)
-      for (int64_t r = 0; r < rows; ++r) {
-        float* dst = gin + offset4(p.grad_in_stride, n, ch, by * 8 + r, bx[j] * 8);
-        for (int64_t c = 0; c < cols; ++c) dst[c * p.grad_in_stride[3]] = acc[ch][r * 8 + c].v[j];
+    decode_pixels(ycc, channels, coef, table_for(p, k, n0, false), table_for(p, k, n0, true), p.rounding, px);
+    for (int ch = 0; ch < channels; ++ch) {
+      const float* base[kLanes];
+      for (int j = 0; j < kLanes; ++j) {
+        const BlockCoord& b = lane_block(blocks, count, j);
+        base[j] = gout + offset5(os, k, b.n, ch, b.by * 8, b.bx * 8);
       }
+      for (int r = 0; r < 8; ++r) {
+        Vec g[8];
+        if (whole) {
+          load_lane_rows(base, r * os[3], os[4], g);
+        } else {  // zero outside the image: padding pixels get no gradient (and are never stored)
+          for (int c = 0; c < 8; ++c) {
+            g[c] = Vec(0.0f);
+            for (int j = 0; j < count; ++j)
+              if (r < block_rows(p, blocks[j]) && c < block_cols(p, blocks[j])) g[c].v[j] = base[j][r * os[3] + c * os[4]];
+          }
+        }
+        for (int c = 0; c < 8; ++c) acc[ch][r * 8 + c] = acc[ch][r * 8 + c] + pass_unclamped(px[ch][r * 8 + c], g[c]);
+      }
+    }
+  }
+  for (int ch = 0; ch < channels; ++ch) {
+    float* base[kLanes];
+    for (int j = 0; j < kLanes; ++j) {
+      const BlockCoord& b = lane_block(blocks, count, j);
+      base[j] = gin + offset4(is, b.n, ch, b.by * 8, b.bx * 8);
+    }
+    if (whole) {
+      for (int r = 0; r < 8; ++r) store_lane_rows(acc[ch] + r * 8, base, r * is[2], is[3], count);
+      continue;
+    }
+    for (int j = 0; j < count; ++j)
+      for (int64_t r = 0; r < block_rows(p, blocks[j]); ++r)
+        for (int64_t c = 0; c < block_cols(p, blocks[j]); ++c) base[j][r * is[2] + c * is[3]] = acc[ch][r * 8 + c].v[j];
   }
 }
 
