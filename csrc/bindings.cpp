@@ -266,6 +266,18 @@ PYBIND11_MODULE(_C, m) {
       py::arg("input"), py::arg("output"), py::arg("tables"), py::arg("shape"), py::arg("levels"),
       py::arg("in_strides"), py::arg("out_strides"), py::arg("table_strides"), py::arg("dtype"), py::arg("color"),
       py::arg("rounding"), "Host emulation of the tiled CUDA 4:4:4 forward kernel (same phases, barrier order).");
+  m.def(
+      "cpu_streams_output",
+      [](uintptr_t output, std::array<int64_t, 4> shape, int64_t levels, std::array<int64_t, 5> out_strides,
+         int dtype) {
+        // Only the output's address is looked at (mincore on three of its pages), never dereferenced.
+        const std::array<int64_t, 4> no_strides = {0, 0, 0, 0};
+        return nnjpeg::cpu::streams_output(make_params(1, output, 1, 1, shape, levels, no_strides, out_strides,
+                                                       {0, 0}, dtype, nnjpeg::k444, nnjpeg::kYCbCr,
+                                                       nnjpeg::kRoundHalfEven, 1, 0, 0));
+      },
+      py::arg("output"), py::arg("shape"), py::arg("levels"), py::arg("out_strides"), py::arg("dtype"),
+      "Whether the CPU forward would store this output with streaming stores (large, aligned, pages resident).");
   m.def("cuda_grid_visits", &cuda_grid_visits, py::arg("items"), py::arg("max_blocks") = nnjpeg::kMaxGridBlocks,
         "Host replay of the CUDA grid-stride loop: visits per item (each must be 1).");
 }

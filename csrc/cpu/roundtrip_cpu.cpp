@@ -14,6 +14,7 @@
 #include "nnjpeg/roundtrip_block.h"
 #include "parallel.h"
 #include "simd_kernels.h"
+#include "streaming_stores.h"
 
 namespace nnjpeg {
 namespace cpu {
@@ -116,7 +117,11 @@ void chroma_phase_420(const RoundtripParams& p, const Geometry& g) {
 
 }  // namespace
 
-void roundtrip_forward(const RoundtripParams& p) {
+bool streams_output(const RoundtripParams& p) { return use_streaming_stores(p); }
+
+void roundtrip_forward(const RoundtripParams& params) {
+  RoundtripParams p = params;
+  p.stream_output = use_streaming_stores(p);  // read by the SIMD store (simd_vec.h: store_pair)
   const Geometry g = geometry(p);
   const int64_t out_sizes[5] = {p.levels, p.n, p.c, p.h, p.w};
   advise_huge_pages(p.output, p.out_stride, out_sizes, 5, element_size(p.dtype));

@@ -13,7 +13,7 @@
 #include <math.h>
 #include <stdint.h>
 #include <string.h>
-#if defined(__AVX__) || defined(__AVX512F__)
+#if defined(__SSE__)
 #include <immintrin.h>
 #endif
 
@@ -128,7 +128,7 @@ void store_group(const RoundtripParams& p, const Group& g, int64_t k, Vec (*px)[
       for (int r = 0; r < 8; ++r) {
         Vec cols[8];
         for (int c = 0; c < 8; ++c) cols[c] = to_pixel(px[ch][r * 8 + c], plane);
-        store_lane_rows(cols, base, r * s[3], s[4], g.count);
+        store_lane_rows(cols, base, r * s[3], s[4], g.count, p.stream_output);
       }
       continue;
     }
@@ -225,6 +225,15 @@ void backward_group(const RoundtripParams& p, const Group& g) {
   store_grad_in(p, g, acc);
 }
 
+// After streaming stores: order them before the work item is reported done (parallel.h).
+inline void fence_streaming_stores(const RoundtripParams& p) {
+#if defined(__SSE__)
+  if (p.stream_output) _mm_sfence();
+#else
+  (void)p;
+#endif
+}
+
 #include "simd_420.h"
 
 }  // namespace
@@ -247,6 +256,7 @@ void luma_420(const RoundtripParams& p, const GroupLayout& l, int64_t begin, int
     if (p.dtype == kUInt8) luma_group_420<uint8_t>(p, geo, g, nullptr);
     else luma_group_420<float>(p, geo, g, range);
   }
+  fence_streaming_stores(p);
 }
 
 void forward_444(const RoundtripParams& p, const GroupLayout& l, int64_t begin, int64_t end, InputRange* range) {
@@ -255,6 +265,7 @@ void forward_444(const RoundtripParams& p, const GroupLayout& l, int64_t begin, 
     if (p.dtype == kUInt8) forward_group<uint8_t>(p, g, nullptr);
     else forward_group<float>(p, g, range);
   }
+  fence_streaming_stores(p);
 }
 
 void backward_444(const RoundtripParams& p, const GroupLayout& l, int64_t begin, int64_t end) {

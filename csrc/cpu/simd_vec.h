@@ -151,14 +151,29 @@ inline vf load_pair(const uint8_t* a, const uint8_t* b, int64_t sx) {
   // Through int32 (zero-extend, then convert): GCC scalarises a direct uint8 -> float conversion.
   return __builtin_convertvector(__builtin_convertvector(bytes, vi), vf);
 }
-inline void store_pair(vf v, float* a, float* b, bool b_live, int64_t sx) {
+// stream: streaming stores (32-byte aligned rows, streaming_stores.h); the caller fences when done.
+inline void store_pair(vf v, float* a, float* b, bool b_live, int64_t sx, bool stream = false) {
   if (sx == 1) {
 #if NNJPEG_SIMD_LANES == 16
+    // (the zero-masked extract: GCC 12 warns about the unmasked one's undefined pass-through operand)
+    const __m256 high = _mm512_maskz_extractf32x8_ps(__mmask8(0xFF), __m512(v), 1);
+    if (stream) {
+      _mm256_stream_ps(a, _mm512_maskz_extractf32x8_ps(__mmask8(0xFF), __m512(v), 0));
+      if (b_live) _mm256_stream_ps(b, high);
+      return;
+    }
     memcpy(a, &v, 32);  // the low half
-    // (the zero-masked form: GCC 12 warns about the unmasked one's undefined pass-through operand)
-    if (b_live) _mm256_storeu_ps(b, _mm512_maskz_extractf32x8_ps(__mmask8(0xFF), __m512(v), 1));
+    if (b_live) _mm256_storeu_ps(b, high);
 #else
     (void)b, (void)b_live;
+#if defined(__AVX__)
+    if (stream) {
+      _mm256_stream_ps(a, __m256(v));
+      return;
+    }
+#else
+    (void)stream;
+#endif
     memcpy(a, &v, 32);
 #endif
     return;
@@ -167,7 +182,7 @@ inline void store_pair(vf v, float* a, float* b, bool b_live, int64_t sx) {
   memcpy(t, &v, sizeof t);
   scatter_pair(t, a, b, b_live, sx);
 }
-inline void store_pair(vf v, uint8_t* a, uint8_t* b, bool b_live, int64_t sx) {  // v holds integers 0..255
+inline void store_pair(vf v, uint8_t* a, uint8_t* b, bool b_live, int64_t sx, bool = false) {  // integers 0..255
   const vu8 bytes = __builtin_convertvector(__builtin_convertvector(v, vi), vu8);
   if (sx == 1) {
 #if NNJPEG_SIMD_LANES == 16
@@ -196,12 +211,13 @@ inline void load_lane_rows(const IO* const* base, int64_t off, int64_t sx, Vec* 
   for (int c = 0; c < 8; ++c) cols[c] = Vec(r[c]);
 }
 template <typename IO>
-inline void store_lane_rows(const Vec* cols, IO* const* base, int64_t off, int64_t sx, int count) {
+inline void store_lane_rows(const Vec* cols, IO* const* base, int64_t off, int64_t sx, int count,
+                            bool stream = false) {
   vf r[8];
   for (int c = 0; c < 8; ++c) r[c] = cols[c].v;
   transpose_pairs(r);
   for (int i = 0; i < 8 && i < count; ++i)
-    store_pair(r[i], base[i] + off, base[kHalves == 2 ? i + 8 : i] + off, i + 8 < count, sx);
+    store_pair(r[i], base[i] + off, base[kHalves == 2 ? i + 8 : i] + off, i + 8 < count, sx, stream);
 }
 
 // Loaded pixel values -> 0..255 scale (load_255 of pixel_io.h), and 0..255 -> stored values (store_255).

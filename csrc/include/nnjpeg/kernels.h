@@ -21,6 +21,8 @@ void ste_backward(const SteBackwardParams& s);
 std::string isa_in_use();
 std::vector<std::string> supported_isas();
 bool select_isa(const std::string& name);  // "auto" = best supported; false if unknown or unsupported
+// Whether roundtrip_forward(p) stores p.output with streaming stores on the SIMD path (csrc/cpu/streaming_stores.h).
+bool streams_output(const RoundtripParams& p);
 }  // namespace cpu
 
 namespace cuda {

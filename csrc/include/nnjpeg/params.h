@@ -47,6 +47,10 @@ struct RoundtripParams {
   // 4:4:4 float32 path); left untouched otherwise, so the caller checks element 2 and validates itself.
   float* input_range = nullptr;
 
+  // CPU kernel, set by its driver (csrc/cpu/streaming_stores.h), never by a caller: store the float32 output
+  // with streaming (non-temporal) stores.
+  bool stream_output = false;
+
   int num_threads = 1;    // CPU kernel: worker threads
   int device = 0;         // CUDA kernel: device ordinal
   void* stream = nullptr; // CUDA kernel: cudaStream_t to launch on

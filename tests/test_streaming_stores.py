@@ -1,0 +1,69 @@
+"""Streaming (non-temporal) stores of the CPU forward (csrc/cpu/streaming_stores.h).
+
+A float32 output of at least 32 MiB whose pages are already resident (a buffer the allocator reused) is
+stored with streaming stores on the SIMD path; everything else with plain stores. Oracle: the same images
+run one at a time (outputs far below the threshold, so plain stores), which must give the same bits.
+"""
+
+import numpy as np
+import pytest
+import torch
+
+from nnjpeg_cuda import _C, _kernel, ops, tables
+
+SIMD = [isa for isa in _C.cpu_isas() if isa != "scalar"]
+STREAMING_MIN_BYTES = 32 << 20
+
+
+def _streams(out: torch.Tensor) -> bool:
+    k, n, c, h, w = out.shape
+    return _C.cpu_streams_output(output=out.data_ptr(), shape=(n, c, h, w), levels=k, out_strides=out.stride(),
+                                 dtype=_kernel._DTYPE_CODE[out.dtype])
+
+
+def _large_batch(photos) -> torch.Tensor:
+    """12 real 512x512 crops (flipped variants), float32: a 36 MiB output per level."""
+    crops = []
+    for name in ("astronaut", "coffee", "chelsea"):
+        im = photos[name]
+        crop = im[: min(512, im.shape[0]), : min(512, im.shape[1])]
+        crop = np.pad(crop, ((0, 512 - crop.shape[0]), (0, 512 - crop.shape[1]), (0, 0)), mode="reflect")
+        crops += [crop, crop[::-1], crop[:, ::-1], crop[::-1, ::-1]]
+    return torch.from_numpy(np.ascontiguousarray(np.stack(crops))).permute(0, 3, 1, 2).float().div(255).contiguous()
+
+
+@pytest.fixture
+def isa():
+    before = _C.cpu_isa()
+    yield _C.set_cpu_isa
+    _C.set_cpu_isa(before)
+
+
+@pytest.mark.skipif(not SIMD, reason="no SIMD path in this build")
+@pytest.mark.parametrize("subsampling,qualities", [("4:4:4", [75]), ("4:2:0", [90, 30])])
+def test_a_reused_large_output_is_streamed_with_the_same_bits(photos, isa, subsampling, qualities):
+    x = _large_batch(photos)
+    n = x.shape[0]
+    steps = tables.level_tables(qualities, "standard", n).contiguous()
+    out = ops.empty_levels(x, len(qualities))
+    assert out.numel() * 4 >= STREAMING_MIN_BYTES
+    out.fill_(-1.0)  # touched: resident pages, as a reused buffer
+    assert _streams(out)
+    for name in SIMD:
+        isa(name)
+        _kernel.forward(x, steps, out, subsampling, "ycbcr", "bpda")
+        for i in range(n):  # one image at a time: a 3 MiB output, plain stores
+            one = ops.empty_levels(x[i:i + 1], len(qualities))
+            assert not _streams(one)
+            _kernel.forward(x[i:i + 1], steps[:, i:i + 1], one, subsampling, "ycbcr", "bpda")
+            assert torch.equal(out[:, i:i + 1], one), (name, i)
+
+
+def test_only_large_aligned_dense_float32_outputs_with_resident_pages_stream():
+    big = torch.zeros(1, 12, 3, 512, 512)  # 36 MiB, touched by zeros()
+    assert _streams(big)
+    assert not _streams(torch.zeros(1, 2, 3, 512, 512))  # 6 MiB: likely read again from the cache
+    assert not _streams(torch.zeros(1, 12, 3, 512, 512, dtype=torch.uint8))  # uint8: 8-byte rows
+    assert not _streams(torch.zeros(1, 12, 512, 512, 3).permute(0, 1, 4, 2, 3))  # channels_last: strided rows
+    shifted = torch.zeros(12 * 3 * 512 * 512 + 1)[1:].view(1, 12, 3, 512, 512)  # 4 bytes off 32-byte alignment
+    assert not _streams(shifted)
