@@ -201,18 +201,21 @@ def _reference(batch: torch.Tensor, device: str) -> Callable:
 
 
 def _ours(subsampling: str = "4:4:4", grad: Optional[str] = None, multi: bool = False,
-          validate: bool = True) -> Callable:
+          validate: bool = True, reuse_out: bool = False) -> Callable:
     def prepare(batch, device):
         import nnjpeg_cuda
 
         x = batch.to(device)
+        # reuse_out: one output buffer for every call (out=), as a loop that keeps its buffer would
+        out = (torch.empty((len(MULTI_QUALITIES), *x.shape) if multi else x.shape, dtype=x.dtype, device=device)
+               if reuse_out else None)
 
         def forward(inp):
             if multi:
                 return nnjpeg_cuda.roundtrip_multi(inp, list(MULTI_QUALITIES), subsampling=subsampling,
-                                                   grad=grad or "bpda")
+                                                   grad=grad or "bpda", out=out)
             return nnjpeg_cuda.roundtrip(inp, QUALITY, subsampling=subsampling, grad=grad or "bpda",
-                                         validate=validate)
+                                         validate=validate, out=out)
 
         if grad is None:
             return lambda: forward(x)
@@ -243,6 +246,7 @@ def build_contestants(device: str) -> List[Contestant]:
         Contestant("ours: reference (PyTorch)", _reference, group="reference", library="reference"),
         Contestant("ours fwd", _ours(), ours=True, group="ours", library="ours"),
         Contestant("ours fwd, validate=False", _ours(validate=False), group="ours", library="ours"),
+        Contestant("ours fwd, out= (reused output)", _ours(reuse_out=True), group="ours", library="ours"),
         Contestant("ours fwd 4:2:0", _ours("4:2:0"), group="ours", library="ours", subsampling="4:2:0"),
         Contestant("ours fwd+bwd bpda", _ours(grad="bpda"), dtypes=floats, backward=True, group="ours",
                    library="ours"),
@@ -251,4 +255,6 @@ def build_contestants(device: str) -> List[Contestant]:
         Contestant("ours fwd+bwd smooth", _ours(grad="smooth"), dtypes=floats, backward=True, group="ours",
                    library="ours"),
         Contestant("ours multi K=5", _ours(multi=True), levels=len(MULTI_QUALITIES), group="ours", library="ours"),
+        Contestant("ours multi K=5, out= (reused output)", _ours(multi=True, reuse_out=True),
+                   levels=len(MULTI_QUALITIES), group="ours", library="ours"),
     ]

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Sequence, Tuple, Union
+from typing import Callable, Optional, Sequence, Tuple, Union
 
 import torch
 from torch import Tensor
@@ -43,9 +43,34 @@ def _check_tensor_device(name: str, value, device: torch.device) -> None:
         raise ValueError(f"{name} is on {value.device}, images are on {device}; move it to the images' device")
 
 
+def _into(out, images: Tensor, x: Tensor, steps: Tensor, subsampling: str, color: str, grad: str, validate: bool,
+          want_shape: Tuple[int, ...], as_levels: Callable[[Tensor], Tensor]) -> Tensor:
+    """The round trip of batch x written into the caller's ``out`` (shape want_shape, images' dtype/device).
+
+    as_levels: out -> its (K, N, C, H, W) view, the op's layout. Half precision runs in float32 and is copied in.
+    """
+    if not isinstance(out, Tensor):
+        raise TypeError(f"out must be a torch.Tensor, got {type(out).__name__}")
+    if tuple(out.shape) != want_shape:
+        raise ValueError(f"out must have shape {want_shape}, got {tuple(out.shape)}")
+    if out.dtype != images.dtype:
+        raise TypeError(f"out must have the images' dtype {images.dtype}, got {out.dtype}")
+    if out.device != images.device:
+        raise ValueError(f"out is on {out.device}, images are on {images.device}")
+    if torch.is_grad_enabled() and (images.requires_grad or out.requires_grad):
+        raise RuntimeError("out= does not support automatic differentiation: call without out= to get gradients "
+                           "(or under torch.no_grad())")
+    kx, levels_first = _kernel_dtype(x), as_levels(out)
+    if kx.dtype != x.dtype:  # float16 / bfloat16: the kernels compute in float32
+        levels_first.copy_(ops.roundtrip_levels(kx, steps, subsampling, color, grad, validate))
+    else:
+        ops.roundtrip_levels_out(kx, steps, subsampling, color, grad, validate, levels_first)
+    return out
+
+
 def roundtrip(images: Tensor, quality: QualityLike = 75, table: tables.TableLike = "standard",
               subsampling: str = "4:4:4", color: str = "ycbcr", grad: str = "bpda", validate: bool = True,
-              layout: str = "CHW") -> Tensor:
+              layout: str = "CHW", out: Optional[Tensor] = None) -> Tensor:
     """JPEG-style round trip (colour transform, 8x8 DCT, quantize, dequantize, IDCT, back) of a batch.
 
     Args:
@@ -65,10 +90,14 @@ def roundtrip(images: Tensor, quality: QualityLike = 75, table: tables.TableLike
             libraries hold images). NumPy arrays (CPU kernel) and CuPy arrays (CUDA kernel, CuPy's current
             stream) are accepted too and come back as the same array type, without copies: see
             :mod:`nnjpeg_cuda.arrays`.
+        out: a tensor of the images' shape, dtype and device to write the result into (any strides, not
+            overlapping the images), as torch's ``out=``: no autograd. A buffer reused from call to call
+            skips the page faults of a fresh output; on the CPU a large float32 one is also written with
+            streaming stores (about 1.7x a fresh output for 224x224 batches). Torch tensors, layout "CHW".
 
     Returns:
-        Tensor of the input's shape, dtype, device and memory format. Float output is not rounded to
-        256 levels; uint8 output is rounded half to even.
+        Tensor of the input's shape, dtype, device and memory format (``out`` itself when given). Float
+        output is not rounded to 256 levels; uint8 output is rounded half to even.
 
     Shape:
         - images: (C, H, W) or (N, C, H, W), C = 1 or 3, any H, W >= 1.
@@ -82,6 +111,8 @@ def roundtrip(images: Tensor, quality: QualityLike = 75, table: tables.TableLike
         torch.Size([4, 3, 32, 32])
     """
     if layout != "CHW" or not isinstance(images, Tensor):
+        if out is not None:
+            raise TypeError("out= takes torch tensors with layout='CHW'")
         from . import arrays  # NumPy / CuPy arrays and HWC layouts; torch tensors in CHW go straight on
         return arrays.roundtrip(images, quality, table, subsampling, color, grad, validate, layout=layout)
     x, unbatched = _as_batch(images)
@@ -89,6 +120,9 @@ def roundtrip(images: Tensor, quality: QualityLike = 75, table: tables.TableLike
     _check_tensor_device("quality", quality, x.device)
     _check_tensor_device("table", table, x.device)
     steps = tables.image_tables(quality, table, x.shape[0], device=x.device).unsqueeze(0)
+    if out is not None:
+        return _into(out, images, x, steps, subsampling, color, grad, validate, tuple(images.shape),
+                     lambda o: (o.unsqueeze(0) if unbatched else o).unsqueeze(0))
     # squeeze, not [0]: its backward is a view of the gradient, where [0] would zero-fill and copy a K-level one.
     out = ops.roundtrip_levels(_kernel_dtype(x), steps, subsampling, color, grad, validate).squeeze(0)
     out = out.to(x.dtype)
@@ -97,7 +131,7 @@ def roundtrip(images: Tensor, quality: QualityLike = 75, table: tables.TableLike
 
 def roundtrip_multi(images: Tensor, qualities: Union[Sequence[int], Tensor], table: tables.TableLike = "standard",
                     subsampling: str = "4:4:4", color: str = "ycbcr", grad: str = "bpda", validate: bool = True,
-                    layout: str = "CHW") -> Tensor:
+                    layout: str = "CHW", out: Optional[Tensor] = None) -> Tensor:
     """Round trip at K quality levels at once: the input is read once and the forward DCT is shared.
 
     Args:
@@ -105,9 +139,11 @@ def roundtrip_multi(images: Tensor, qualities: Union[Sequence[int], Tensor], tab
         qualities: K ints in 1..100, a (K,) tensor, or a (K, N) tensor (per level and image).
         table, subsampling, color, grad, validate, layout: as in :func:`roundtrip`. Gradients sum over the
             levels. NumPy / CuPy arrays come back as the same array type, shape (K, *images.shape).
+        out: a (K, *images.shape) tensor to write the result into, as in :func:`roundtrip`.
 
     Returns:
-        (K, N, C, H, W) tensor (or (K, C, H, W) for an unbatched input), the input's dtype and device.
+        (K, N, C, H, W) tensor (or (K, C, H, W) for an unbatched input), the input's dtype and device
+        (``out`` itself when given).
 
     Example:
         >>> import torch, nnjpeg_cuda
@@ -116,6 +152,8 @@ def roundtrip_multi(images: Tensor, qualities: Union[Sequence[int], Tensor], tab
         torch.Size([3, 2, 3, 32, 32])
     """
     if layout != "CHW" or not isinstance(images, Tensor):
+        if out is not None:
+            raise TypeError("out= takes torch tensors with layout='CHW'")
         from . import arrays
         return arrays.roundtrip_multi(images, qualities, table, subsampling, color, grad, validate, layout=layout)
     x, unbatched = _as_batch(images)
@@ -123,5 +161,8 @@ def roundtrip_multi(images: Tensor, qualities: Union[Sequence[int], Tensor], tab
     _check_tensor_device("qualities", qualities, x.device)
     _check_tensor_device("table", table, x.device)
     steps = tables.level_tables(qualities, table, x.shape[0], device=x.device)
+    if out is not None:
+        return _into(out, images, x, steps, subsampling, color, grad, validate, (steps.shape[0], *images.shape),
+                     lambda o: o.unsqueeze(1) if unbatched else o)
     out = ops.roundtrip_levels(_kernel_dtype(x), steps, subsampling, color, grad, validate).to(x.dtype)
     return out[:, 0] if unbatched else out

@@ -1,7 +1,9 @@
-"""The torch ops ``nnjpeg::roundtrip``, ``nnjpeg::roundtrip_backward`` and ``nnjpeg::roundtrip_backward_ste``.
+"""The torch ops ``nnjpeg::roundtrip`` (and ``nnjpeg::roundtrip_out``), ``nnjpeg::roundtrip_backward`` and
+``nnjpeg::roundtrip_backward_ste``.
 
 Registered with ``torch.library.custom_op``: each has a fake implementation (so ``torch.compile`` traces
-through it without running it) and the forward has autograd. CPU and CUDA tensors run the compiled
+through it without running it) and the forward has autograd (``nnjpeg::roundtrip_out``, the same forward into
+a caller's tensor, has none). CPU and CUDA tensors run the compiled
 kernels; tensors on other devices (or a build without the CUDA kernels) fall back to the pure-PyTorch
 reference, with the same semantics.
 
@@ -16,7 +18,8 @@ from torch import Tensor
 
 from . import _kernel, reference
 
-__all__ = ["roundtrip_levels", "roundtrip_backward", "roundtrip_backward_ste", "SUBSAMPLINGS", "COLORS", "GRADS"]
+__all__ = ["roundtrip_levels", "roundtrip_levels_out", "roundtrip_backward", "roundtrip_backward_ste", "SUBSAMPLINGS",
+           "COLORS", "GRADS"]
 
 SUBSAMPLINGS = ("4:4:4", "4:2:0")
 COLORS = ("ycbcr", "rgb")
@@ -97,11 +100,9 @@ def _reference_forward(images: Tensor, steps: Tensor, subsampling: str, color: s
                                images)
 
 
-@torch.library.custom_op("nnjpeg::roundtrip", mutates_args=())
-def roundtrip_levels(images: Tensor, steps: Tensor, subsampling: str, color: str, grad: str,
-                     validate: bool) -> Tensor:
-    """(N, C, H, W) images and (K, N, 2, 8, 8) steps -> (K, N, C, H, W) round-tripped images."""
-    _check_op_args(images, steps, subsampling, color, grad)
+def _forward_into(images: Tensor, steps: Tensor, out: Tensor, subsampling: str, color: str, grad: str,
+                  validate: bool) -> None:
+    """The forward of both ops: checks (as asked) and the kernel (or the reference) into ``out``."""
     # On CPU the kernel can check the pixels as it reads them (one pass over the input instead of two):
     # the output is then discarded if they are invalid (the kernel maps NaN to 0 and clamps, never crashes).
     fold = validate and images.is_floating_point() and images.device.type == "cpu" \
@@ -110,9 +111,8 @@ def roundtrip_levels(images: Tensor, steps: Tensor, subsampling: str, color: str
         _check_step_values(steps)
         if not fold:
             check_pixel_values(images)
-    out = empty_levels(images, steps.shape[0])
     if images.shape[0] == 0:
-        return out
+        return
     if _kernel.has_kernel(images.device):
         seen = _kernel.forward(images, steps, out, subsampling, color, grad, want_range=fold)
         if fold:
@@ -122,7 +122,59 @@ def roundtrip_levels(images: Tensor, steps: Tensor, subsampling: str, color: str
                 check_pixel_range(*seen)
     else:
         out.copy_(_reference_forward(images, steps, subsampling, color, grad))
+
+
+@torch.library.custom_op("nnjpeg::roundtrip", mutates_args=())
+def roundtrip_levels(images: Tensor, steps: Tensor, subsampling: str, color: str, grad: str,
+                     validate: bool) -> Tensor:
+    """(N, C, H, W) images and (K, N, 2, 8, 8) steps -> (K, N, C, H, W) round-tripped images."""
+    _check_op_args(images, steps, subsampling, color, grad)
+    out = empty_levels(images, steps.shape[0])
+    _forward_into(images, steps, out, subsampling, color, grad, validate)
     return out
+
+
+def _spans_overlap(a: Tensor, b: Tensor) -> bool:
+    """True when the memory spans of a and b (first to last element) share a byte."""
+    def span(t: Tensor):
+        last = sum((size - 1) * stride for size, stride in zip(t.shape, t.stride())) if t.numel() else -1
+        start = t.data_ptr()
+        return start, start + (last + 1) * t.element_size()
+
+    (a0, a1), (b0, b1) = span(a), span(b)
+    return a.device == b.device and a0 < b1 and b0 < a1
+
+
+def _check_out(images: Tensor, steps: Tensor, out: Tensor) -> None:
+    levels = (steps.shape[0], *images.shape)
+    if tuple(out.shape) != levels:
+        raise ValueError(f"out must have shape {levels}, got {tuple(out.shape)}")
+    if out.dtype != images.dtype:
+        raise TypeError(f"out must have the images' dtype {images.dtype}, got {out.dtype}")
+    if out.device != images.device:
+        raise ValueError(f"out is on {out.device}, images on {images.device}")
+
+
+@torch.library.custom_op("nnjpeg::roundtrip_out", mutates_args=("out",))
+def roundtrip_levels_out(images: Tensor, steps: Tensor, subsampling: str, color: str, grad: str, validate: bool,
+                         out: Tensor) -> None:
+    """``nnjpeg::roundtrip`` into a caller's (K, N, C, H, W) tensor ``out`` (any strides, no autograd).
+
+    A reused ``out`` skips the page faults of a fresh output: on the CPU a large float32 one is then
+    written with streaming stores (csrc/cpu/streaming_stores.h). ``out`` must not overlap ``images``; after
+    a ValueError (invalid pixels) its contents are unspecified.
+    """
+    _check_op_args(images, steps, subsampling, color, grad)
+    _check_out(images, steps, out)
+    if images.numel() and out.numel() and _spans_overlap(images, out):
+        raise ValueError("out must not overlap images (the kernel reads each block after others were written)")
+    _forward_into(images, steps, out, subsampling, color, grad, validate)
+
+
+@roundtrip_levels_out.register_fake
+def _roundtrip_levels_out_fake(images, steps, subsampling, color, grad, validate, out):
+    _check_op_args(images, steps, subsampling, color, grad)
+    _check_out(images, steps, out)
 
 
 @roundtrip_levels.register_fake
