@@ -311,7 +311,9 @@ def _backward(ctx, grad_out):
     images, steps, *saved_output = ctx.saved_tensors
     subsampling, color, grad = ctx.options
     if grad == "bpda":
-        grad_in = grad_out.sum(0)  # identity per level (BPDA), summed over the levels
+        # Identity per level (BPDA), summed over the levels. One level: a view of grad_out, no pass over memory
+        # (as the gradient of a reshape; the sum of a size-1 dimension was a 154 MB copy into fresh pages on W1).
+        grad_in = grad_out.squeeze(0) if grad_out.shape[0] == 1 else grad_out.sum(0)
     elif saved_output:
         grad_in = roundtrip_backward_ste(grad_out, saved_output[0], images, steps, subsampling, color)
     elif kernel_has_backward(images, subsampling, color):
