@@ -47,11 +47,15 @@ SimdPath simd_path() {
   }
 }
 
-GroupLayout group_layout(int64_t blocks_y, int64_t blocks_x, int lanes) {
+// The lanes of one group share their tables (they are scalars in the block math): groups cross from one
+// image to the next only when every image has the same tables.
+GroupLayout group_layout(const RoundtripParams& p, int64_t blocks_y, int64_t blocks_x, int lanes) {
   GroupLayout l;
   l.blocks_x = blocks_x;
   l.blocks_per_image = blocks_y * blocks_x;
   l.groups_per_image = (l.blocks_per_image + lanes - 1) / lanes;
+  l.spans_images = p.table_stride_image == 0;
+  l.groups = l.spans_images ? (p.n * l.blocks_per_image + lanes - 1) / lanes : p.n * l.groups_per_image;
   return l;
 }
 
@@ -60,7 +64,7 @@ GroupLayout group_layout(int64_t blocks_y, int64_t blocks_x, int lanes) {
 // item folds its input pixels into its own range; they are reduced into *all in item order.
 template <typename Fn>
 void run_groups(const RoundtripParams& p, const GroupLayout& l, InputRange* all, const Fn& fn) {
-  const int64_t groups = p.n * l.groups_per_image, per_item = 2, items = (groups + per_item - 1) / per_item;
+  const int64_t groups = l.groups, per_item = 2, items = (groups + per_item - 1) / per_item;
   std::vector<InputRange> ranges(all ? size_t(items) : 0, InputRange{INFINITY, -INFINITY, false});
   parallel_for(items, p.num_threads, [&](int64_t item) {
     const int64_t begin = item * per_item, end = begin + per_item < groups ? begin + per_item : groups;
@@ -80,9 +84,9 @@ bool simd_forward(const RoundtripParams& p, const Geometry& g) {
   if (!(p.dtype == kFloat32 || p.dtype == kUInt8) || path.lanes == 0) return false;
   const bool fold_range = p.input_range != nullptr && p.dtype == kFloat32;
   InputRange all{INFINITY, -INFINITY, false};
-  const GroupLayout luma = group_layout(g.blocks_y, g.blocks_x, path.lanes);
+  const GroupLayout luma = group_layout(p, g.blocks_y, g.blocks_x, path.lanes);
   if (uses_420(p)) {
-    const GroupLayout chroma = group_layout(g.chroma_h / 8, g.chroma_w / 8, path.lanes);
+    const GroupLayout chroma = group_layout(p, g.chroma_h / 8, g.chroma_w / 8, path.lanes);
     run_groups(p, chroma, nullptr, [&](int64_t b, int64_t e, InputRange*) { path.chroma_420(p, chroma, b, e); });
     run_groups(p, luma, fold_range ? &all : nullptr,
                [&](int64_t b, int64_t e, InputRange* r) { path.luma_420(p, luma, b, e, r); });
@@ -102,7 +106,7 @@ bool simd_forward(const RoundtripParams& p, const Geometry& g) {
 bool simd_backward(const RoundtripParams& p, const Geometry& g) {
   const SimdPath path = simd_path();
   if (p.dtype != kFloat32 || uses_420(p) || path.lanes == 0) return false;
-  const GroupLayout luma = group_layout(g.blocks_y, g.blocks_x, path.lanes);
+  const GroupLayout luma = group_layout(p, g.blocks_y, g.blocks_x, path.lanes);
   run_groups(p, luma, nullptr, [&](int64_t b, int64_t e, InputRange*) { path.backward(p, luma, b, e); });
   return true;
 }

@@ -13,7 +13,7 @@ void chroma_samples_group(const RoundtripParams& p, const Group& g, Vec (*cc)[64
   const IO* in = static_cast<const IO*>(p.input);
   const int64_t* s = p.in_stride;
   const IO* base[3][kLanes];
-  for (int ch = 0; ch < 3; ++ch) lane_bases(in + g.n * s[0] + ch * s[1], g, s[2], s[3], 16, base[ch]);
+  for (int ch = 0; ch < 3; ++ch) lane_bases(in + ch * s[1], g, s[0], s[2], s[3], 16, base[ch]);
   for (int r = 0; r < 8; ++r) {
     Vec cb[2][16], cr[2][16];  // [pixel row 2r + dy][pixel column]
     for (int dy = 0; dy < 2; ++dy) {
@@ -50,7 +50,7 @@ void chroma_group_420(const RoundtripParams& p, const Geometry& geo, const Group
   } else {
     for (int j = 0; j < kLanes; ++j) {
       float lane[2][64];
-      chroma_samples_420<IO, float>(p, BlockCoord{g.n, g.by[j], g.bx[j]}, lane);
+      chroma_samples_420<IO, float>(p, BlockCoord{g.n[j], g.by[j], g.bx[j]}, lane);
       for (int ch = 0; ch < 2; ++ch)
         for (int i = 0; i < 64; ++i) cc[ch][i].v[j] = lane[ch][i];
     }
@@ -62,28 +62,45 @@ void chroma_group_420(const RoundtripParams& p, const Geometry& geo, const Group
   for (int64_t k = 0; k < p.levels; ++k) {
     for (int ch = 0; ch < 2; ++ch) {
       Vec dec[64];
-      decode_block(cc[ch], table_for(p, k, g.n, true), p.rounding, dec);
+      decode_block(cc[ch], table_for(p, k, g.n[0], true), p.rounding, dec);
       float* base[kLanes];
-      lane_bases(ws + ((k * p.n + g.n) * 2 + ch) * plane, g, geo.chroma_w, 1, 8, base);
+      lane_bases(ws + (k * p.n * 2 + ch) * plane, g, 2 * plane, geo.chroma_w, 1, 8, base);
       for (int r = 0; r < 8; ++r) store_lane_rows(dec + r * 8, base, r * geo.chroma_w, 1, g.count);
     }
   }
 }
 
-// The decoded chroma samples around a group's luma blocks: win[a][b] of lane j is the sample at row
+// The decoded chroma samples around a group's luma blocks (plane0: that plane of image 0 in the workspace,
+// image_stride apart): win[a][b] of lane j is the sample at row
 // by*4 - 1 + a, column bx*4 - 1 + b, clamped to the ceil(H/2) x ceil(W/2) plane as fancy_upsample clamps
 // its neighbours (the centre samples of stored pixels always lie inside, so clamping them changes nothing).
-void chroma_window(const float* plane, const Geometry& geo, const Group& g, Vec (*win)[6]) {
+// A lane whose 6x6 window lies inside the plane reads it as rows of the plane; a lane at an edge gathers
+// its clamped window into a scratch block first; then every window row goes into lanes at once.
+void chroma_window(const float* plane0, int64_t image_stride, const Geometry& geo, const Group& g, Vec (*win)[6]) {
+  float scratch[kLanes][6][8];
+  const float* rows[6][kLanes];
   for (int j = 0; j < kLanes; ++j) {
-    for (int a = 0; a < 6; ++a) {
-      int64_t row = g.by[j] * 4 - 1 + a;
-      row = row < 0 ? 0 : (row >= geo.chroma_valid_h ? geo.chroma_valid_h - 1 : row);
-      for (int b = 0; b < 6; ++b) {
-        int64_t col = g.bx[j] * 4 - 1 + b;
-        col = col < 0 ? 0 : (col >= geo.chroma_valid_w ? geo.chroma_valid_w - 1 : col);
-        win[a][b].v[j] = plane[row * geo.chroma_w + col];
-      }
+    const float* plane = plane0 + g.n[j] * image_stride;
+    const int64_t r0 = g.by[j] * 4 - 1, c0 = g.bx[j] * 4 - 1;
+    if (r0 >= 0 && r0 + 5 < geo.chroma_valid_h && c0 >= 0 && c0 + 5 < geo.chroma_valid_w && c0 + 8 <= geo.chroma_w) {
+      for (int a = 0; a < 6; ++a) rows[a][j] = plane + (r0 + a) * geo.chroma_w + c0;  // 8 read, 6 used
+      continue;
     }
+    for (int a = 0; a < 6; ++a) {
+      int64_t row = r0 + a;
+      row = row < 0 ? 0 : (row >= geo.chroma_valid_h ? geo.chroma_valid_h - 1 : row);
+      for (int b = 0; b < 8; ++b) {
+        int64_t col = c0 + (b < 6 ? b : 5);
+        col = col < 0 ? 0 : (col >= geo.chroma_valid_w ? geo.chroma_valid_w - 1 : col);
+        scratch[j][a][b] = plane[row * geo.chroma_w + col];
+      }
+      rows[a][j] = scratch[j][a];
+    }
+  }
+  for (int a = 0; a < 6; ++a) {
+    Vec cols[8];
+    load_lane_rows_at(rows[a], cols);
+    for (int b = 0; b < 6; ++b) win[a][b] = cols[b];
   }
 }
 
@@ -108,8 +125,8 @@ void luma_group_420(const RoundtripParams& p, const Geometry& geo, const Group& 
   const int64_t plane = geo.chroma_h * geo.chroma_w;
   for (int64_t k = 0; k < p.levels; ++k) {
     Vec dec[64], win[2][6][6];
-    decode_block(coef, table_for(p, k, g.n, false), p.rounding, dec);
-    for (int ch = 0; ch < 2; ++ch) chroma_window(ws + ((k * p.n + g.n) * 2 + ch) * plane, geo, g, win[ch]);
+    decode_block(coef, table_for(p, k, g.n[0], false), p.rounding, dec);
+    for (int ch = 0; ch < 2; ++ch) chroma_window(ws + (k * p.n * 2 + ch) * plane, 2 * plane, geo, g, win[ch]);
     for (int i = 0; i < 64; ++i)
       ycbcr_shifted_to_rgb(dec[i], upsample_from_window(win[0], i / 8, i % 8),
                            upsample_from_window(win[1], i / 8, i % 8), px[0][i], px[1][i], px[2][i]);

@@ -27,26 +27,34 @@ namespace {
 
 #include "simd_vec.h"
 
-// The blocks of one group: lane j holds block (by[j], bx[j]) of image n; lanes past `count` repeat the
-// last block (computed, never stored).
+// The blocks of one group: lane j holds block (by[j], bx[j]) of image n[j]; lanes past `count` repeat the
+// last block (computed, never stored). Its lanes share the tables of image n[0] (simd_kernels.h).
 struct Group {
-  int64_t n, by[kLanes], bx[kLanes];
+  int64_t n[kLanes], by[kLanes], bx[kLanes];
   int count;
-  bool interior;  // every block lies wholly inside the image
+  bool interior;  // every block lies wholly inside its image
 };
 
 // `pixels`: the side of the square of pixels a block covers (8; 16 for 4:2:0 chroma blocks).
 Group make_group(const RoundtripParams& p, const GroupLayout& l, int64_t item, int pixels = 8) {
   Group g;
-  g.n = item / l.groups_per_image;
-  const int64_t first = (item % l.groups_per_image) * kLanes;
-  const int64_t left = l.blocks_per_image - first;
-  g.count = int(left < kLanes ? left : kLanes);
+  // Blocks numbered over the batch: [first, limit) is the group's image (or the whole batch).
+  int64_t first, limit;
+  if (l.spans_images) {
+    first = item * kLanes;
+    limit = p.n * l.blocks_per_image;
+  } else {
+    const int64_t n = item / l.groups_per_image;
+    first = n * l.blocks_per_image + (item % l.groups_per_image) * kLanes;
+    limit = (n + 1) * l.blocks_per_image;
+  }
+  g.count = int(limit - first < kLanes ? limit - first : kLanes);
   g.interior = true;
   for (int j = 0; j < kLanes; ++j) {
-    const int64_t b = first + (j < g.count ? j : g.count - 1);
-    g.by[j] = b / l.blocks_x;
-    g.bx[j] = b % l.blocks_x;
+    const int64_t b = first + (j < g.count ? j : g.count - 1), local = b % l.blocks_per_image;
+    g.n[j] = b / l.blocks_per_image;
+    g.by[j] = local / l.blocks_x;
+    g.bx[j] = local % l.blocks_x;
     g.interior = g.interior && (g.by[j] + 1) * pixels <= p.h && (g.bx[j] + 1) * pixels <= p.w;
   }
   return g;
@@ -73,10 +81,10 @@ struct RowRange {
 };
 
 // Top-left element of each lane's 8x8 block (pixels `pixels` apart per block: 8, or 16 for 4:2:0
-// macro-blocks) in the plane at `plane` with row stride sy and element stride sx.
+// macro-blocks): `plane` is that plane of image 0, sn the image stride, sy the row and sx the element stride.
 template <typename IO>
-void lane_bases(IO* plane, const Group& g, int64_t sy, int64_t sx, int pixels, IO** base) {
-  for (int j = 0; j < kLanes; ++j) base[j] = plane + g.by[j] * pixels * sy + g.bx[j] * pixels * sx;
+void lane_bases(IO* plane, const Group& g, int64_t sn, int64_t sy, int64_t sx, int pixels, IO** base) {
+  for (int j = 0; j < kLanes; ++j) base[j] = plane + g.n[j] * sn + g.by[j] * pixels * sy + g.bx[j] * pixels * sx;
 }
 
 // Pixels of the group on the 0..255 scale (channels [0, p.c)); with `range` (float input), every pixel of
@@ -89,7 +97,7 @@ void load_group(const RoundtripParams& p, const Group& g, Vec (*px)[64], InputRa
   if (g.interior) {
     for (int ch = 0; ch < p.c; ++ch) {
       const IO* base[kLanes];
-      lane_bases(in + g.n * s[0] + ch * s[1], g, s[2], s[3], 8, base);
+      lane_bases(in + ch * s[1], g, s[0], s[2], s[3], 8, base);
       for (int r = 0; r < 8; ++r) {
         Vec* row = px[ch] + r * 8;
         load_lane_rows(base, r * s[2], s[3], row);
@@ -101,7 +109,7 @@ void load_group(const RoundtripParams& p, const Group& g, Vec (*px)[64], InputRa
   } else {
     for (int j = 0; j < kLanes; ++j) {
       float lane[3][64];
-      load_block_255<IO, float>(p, g.n, g.by[j], g.bx[j], lane);
+      load_block_255<IO, float>(p, g.n[j], g.by[j], g.bx[j], lane);
       for (int ch = 0; ch < p.c; ++ch)
         for (int i = 0; i < 64; ++i) px[ch][i].v[j] = lane[ch][i];
     }
@@ -109,7 +117,7 @@ void load_group(const RoundtripParams& p, const Group& g, Vec (*px)[64], InputRa
       for (int j = 0; j < g.count; ++j)
         for (int64_t y = g.by[j] * 8; y < g.by[j] * 8 + 8 && y < p.h; ++y)
           for (int64_t x = g.bx[j] * 8; x < g.bx[j] * 8 + 8 && x < p.w; ++x)
-            for (int ch = 0; ch < p.c; ++ch) seen.add(float(in[offset4(s, g.n, ch, y, x)]));
+            for (int ch = 0; ch < p.c; ++ch) seen.add(float(in[offset4(s, g.n[j], ch, y, x)]));
     }
   }
   if (range) seen.fold_into(*range);
@@ -121,10 +129,10 @@ void store_group(const RoundtripParams& p, const Group& g, int64_t k, Vec (*px)[
   IO* out = static_cast<IO*>(p.output);
   const int64_t* s = p.out_stride;
   for (int ch = 0; ch < p.c; ++ch) {
-    IO* plane = out + k * s[0] + g.n * s[1] + ch * s[2];
+    IO* plane = out + k * s[0] + ch * s[2];  // of image 0
     if (g.interior) {
       IO* base[kLanes];
-      lane_bases(plane, g, s[3], s[4], 8, base);
+      lane_bases(plane, g, s[1], s[3], s[4], 8, base);
       for (int r = 0; r < 8; ++r) {
         Vec cols[8];
         for (int c = 0; c < 8; ++c) cols[c] = to_pixel(px[ch][r * 8 + c], plane);
@@ -136,7 +144,8 @@ void store_group(const RoundtripParams& p, const Group& g, int64_t k, Vec (*px)[
       for (int j = 0; j < g.count; ++j) {
         const int64_t y = g.by[j] * 8 + r, x0 = g.bx[j] * 8;
         if (y >= p.h) continue;
-        for (int c = 0; c < 8 && x0 + c < p.w; ++c) store_255(px[ch][r * 8 + c][j], plane[y * s[3] + (x0 + c) * s[4]]);
+        IO* row = plane + g.n[j] * s[1] + y * s[3];
+        for (int c = 0; c < 8 && x0 + c < p.w; ++c) store_255(px[ch][r * 8 + c][j], row[(x0 + c) * s[4]]);
       }
     }
   }
@@ -151,7 +160,7 @@ void forward_group(const RoundtripParams& p, const Group& g, InputRange* range) 
   encode_block(ycc, channels, coef);
   for (int64_t k = 0; k < p.levels; ++k) {
     Vec px[3][64];
-    decode_pixels(ycc, channels, coef, table_for(p, k, g.n, false), table_for(p, k, g.n, true), p.rounding, px);
+    decode_pixels(ycc, channels, coef, table_for(p, k, g.n[0], false), table_for(p, k, g.n[0], true), p.rounding, px);
     store_group<IO>(p, g, k, px);
   }
 }
@@ -164,16 +173,16 @@ void load_grad_out(const RoundtripParams& p, const Group& g, int64_t k, Vec (*px
     if (ch >= p.c)
       for (int i = 0; i < 64; ++i) gr[ch][i] = Vec(0.0f);
   for (int ch = 0; ch < p.c; ++ch) {
-    const float* plane = gout + k * s[0] + g.n * s[1] + ch * s[2];
+    const float* plane = gout + k * s[0] + ch * s[2];  // of image 0
     if (g.interior) {
       const float* base[kLanes];
-      lane_bases(plane, g, s[3], s[4], 8, base);
+      lane_bases(plane, g, s[1], s[3], s[4], 8, base);
       for (int r = 0; r < 8; ++r) load_lane_rows(base, r * s[3], s[4], gr[ch] + r * 8);
     } else {
       for (int i = 0; i < 64; ++i) {
         for (int j = 0; j < kLanes; ++j) {
           const int64_t y = g.by[j] * 8 + i / 8, x = g.bx[j] * 8 + i % 8;
-          gr[ch][i].v[j] = y < p.h && x < p.w ? plane[y * s[3] + x * s[4]] : 0.0f;
+          gr[ch][i].v[j] = y < p.h && x < p.w ? plane[g.n[j] * s[1] + y * s[3] + x * s[4]] : 0.0f;
         }
       }
     }
@@ -187,7 +196,7 @@ void store_grad_in(const RoundtripParams& p, const Group& g, Vec (*acc)[64]) {
   if (g.interior) {
     for (int ch = 0; ch < p.c; ++ch) {
       float* base[kLanes];
-      lane_bases(gin + g.n * s[0] + ch * s[1], g, s[2], s[3], 8, base);
+      lane_bases(gin + ch * s[1], g, s[0], s[2], s[3], 8, base);
       for (int r = 0; r < 8; ++r) store_lane_rows(acc[ch] + r * 8, base, r * s[2], s[3], g.count);
     }
     return;
@@ -200,7 +209,7 @@ void store_grad_in(const RoundtripParams& p, const Group& g, Vec (*acc)[64]) {
     for (int i = 0; i < 64; ++i) {
       const int64_t y = g.by[j] * 8 + i / 8, x = g.bx[j] * 8 + i % 8;
       if (y >= p.h || x >= p.w) continue;
-      for (int ch = 0; ch < p.c; ++ch) gin[offset4(s, g.n, ch, y, x)] = lane[ch][i];
+      for (int ch = 0; ch < p.c; ++ch) gin[offset4(s, g.n[j], ch, y, x)] = lane[ch][i];
     }
   }
 }
@@ -215,8 +224,8 @@ void backward_group(const RoundtripParams& p, const Group& g) {
   for (int ch = 0; ch < 3; ++ch)
     for (int i = 0; i < 64; ++i) acc[ch][i] = Vec(0.0f);
   for (int64_t k = 0; k < p.levels; ++k) {
-    const float* luma = table_for(p, k, g.n, false);
-    const float* chroma = table_for(p, k, g.n, true);
+    const float* luma = table_for(p, k, g.n[0], false);
+    const float* chroma = table_for(p, k, g.n[0], true);
     Vec px[3][64], gr[3][64];
     decode_pixels(ycc, channels, coef, luma, chroma, p.rounding, px);
     load_grad_out(p, g, k, px, gr);

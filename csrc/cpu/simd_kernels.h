@@ -10,10 +10,14 @@
 namespace nnjpeg {
 namespace cpu {
 
-// Groups of every image: blocks are numbered row-major within an image; group i of image n holds blocks
-// [L i, min(L i + L, blocks per image)) for L = lanes() of the ISA. Work item = n * groups_per_image + i.
+// Groups of blocks: blocks are numbered row-major within an image, images one after the other. With
+// spans_images (every image has the same tables), group i holds blocks [L i, L i + L) of the whole batch, so
+// small images fill the lanes; else group i of image n holds blocks [L i, min(L i + L, blocks per image)) of
+// that image, and its work item is n * groups_per_image + i. L = lanes() of the ISA.
 struct GroupLayout {
   int64_t blocks_x, blocks_per_image, groups_per_image;
+  bool spans_images;
+  int64_t groups;  // in the batch
 };
 
 // Min and max of the float input pixels a forward call read, and whether any was NaN: validation folded

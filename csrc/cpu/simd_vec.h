@@ -203,6 +203,14 @@ inline void store_pair(vf v, uint8_t* a, uint8_t* b, bool b_live, int64_t sx, bo
 // Pixel row `off` (an element offset) of every lane's block, whose top-left pixel is base[j] (kLanes
 // pointers), element stride sx -> cols[c] lane j = pixel c of that row of lane j. And back: lanes < count
 // are stored.
+// The same from one row pointer per lane (8 contiguous pixels at rows[j]).
+template <typename IO>
+inline void load_lane_rows_at(const IO* const* rows, Vec* cols) {
+  vf r[8];
+  for (int i = 0; i < 8; ++i) r[i] = load_pair(rows[i], rows[kHalves == 2 ? i + 8 : i], 1);
+  transpose_pairs(r);
+  for (int c = 0; c < 8; ++c) cols[c] = Vec(r[c]);
+}
 template <typename IO>
 inline void load_lane_rows(const IO* const* base, int64_t off, int64_t sx, Vec* cols) {
   vf r[8];

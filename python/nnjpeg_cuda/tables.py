@@ -208,7 +208,12 @@ def level_tables(qualities: Union[Sequence[int], torch.Tensor], table: TableLike
         per_level = list(qualities)
         if not per_level:
             raise ValueError("qualities must hold at least one level")
-    return torch.stack([image_tables(q, table, n, device) for q in per_level])
+    per_image = [image_tables(q, table, n, device) for q in per_level]
+    if n > 1 and all(t.stride(0) == 0 for t in per_image):
+        # One table per level for every image: keep the image dimension broadcast (stride 0), which tells the
+        # kernels that the images share their tables (the CPU one then fills its vectors across images).
+        return torch.stack([t[0] for t in per_image]).unsqueeze(1).expand(-1, n, -1, -1, -1)
+    return torch.stack(per_image)
 
 
 # The table designer and the data-driven presets ("nn": shipped NN-favoured table, "fd": two-band table).
