@@ -53,10 +53,7 @@ def _into(out, images: Tensor, x: Tensor, steps: Tensor, subsampling: str, color
         raise TypeError(f"out must be a torch.Tensor, got {type(out).__name__}")
     if tuple(out.shape) != want_shape:
         raise ValueError(f"out must have shape {want_shape}, got {tuple(out.shape)}")
-    if out.dtype != images.dtype:
-        raise TypeError(f"out must have the images' dtype {images.dtype}, got {out.dtype}")
-    if out.device != images.device:
-        raise ValueError(f"out is on {out.device}, images are on {images.device}")
+    ops.check_out_like(out, images)
     if torch.is_grad_enabled() and (images.requires_grad or out.requires_grad):
         raise RuntimeError("out= does not support automatic differentiation: call without out= to get gradients "
                            "(or under torch.no_grad())")

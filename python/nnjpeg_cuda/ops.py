@@ -145,14 +145,19 @@ def _spans_overlap(a: Tensor, b: Tensor) -> bool:
     return a.device == b.device and a0 < b1 and b0 < a1
 
 
+def check_out_like(out: Tensor, images: Tensor) -> None:
+    """Raise unless an ``out=`` tensor has the images' dtype and device (its shape is the caller's to check)."""
+    if out.dtype != images.dtype:
+        raise TypeError(f"out must have the images' dtype {images.dtype}, got {out.dtype}")
+    if out.device != images.device:
+        raise ValueError(f"out is on {out.device}, images are on {images.device}")
+
+
 def _check_out(images: Tensor, steps: Tensor, out: Tensor) -> None:
     levels = (steps.shape[0], *images.shape)
     if tuple(out.shape) != levels:
         raise ValueError(f"out must have shape {levels}, got {tuple(out.shape)}")
-    if out.dtype != images.dtype:
-        raise TypeError(f"out must have the images' dtype {images.dtype}, got {out.dtype}")
-    if out.device != images.device:
-        raise ValueError(f"out is on {out.device}, images on {images.device}")
+    check_out_like(out, images)
 
 
 @torch.library.custom_op("nnjpeg::roundtrip_out", mutates_args=("out",))
