@@ -13,6 +13,8 @@
 #include <math.h>
 #include <stdint.h>
 #include <string.h>
+
+#include <type_traits>
 #if defined(__SSE__)
 #include <immintrin.h>
 #endif
@@ -123,32 +125,59 @@ void load_group(const RoundtripParams& p, const Group& g, Vec (*px)[64], InputRa
   if (range) seen.fold_into(*range);
 }
 
-// Decoded pixels (0..255, not clamped) of level k -> the output, padding skipped.
+// Running clamp summary of a group's lanes (params.h): clamp_summary_bits in vector form.
+struct LaneSummary {
+  vi clamped = vi{}, on_bound = vi{};
+  void add(Vec px, Vec v) {
+    const vi out = (px.v < 0.0f) | (px.v > 255.0f);
+    clamped |= out;
+    on_bound |= ~out & ((v.v == 0.0f) | (v.v == 1.0f));
+  }
+  int bits(int j) const { return (clamped[j] ? kSomeClamped : 0) | (on_bound[j] ? kSomeOnBound : 0); }
+};
+
+// Decoded pixels (0..255, not clamped) of level k -> the output, padding skipped; with p.clamp_summary (float
+// output), the group's clamp summaries at this level too.
 template <typename IO>
 void store_group(const RoundtripParams& p, const Group& g, int64_t k, Vec (*px)[64]) {
   IO* out = static_cast<IO*>(p.output);
   const int64_t* s = p.out_stride;
+  const bool summarize = p.clamp_summary != nullptr && !std::is_same<IO, uint8_t>::value;
+  if (!g.interior) {
+    for (int j = 0; j < g.count; ++j) {
+      int summary = 0;
+      for (int ch = 0; ch < p.c; ++ch) {
+        IO* plane = out + k * s[0] + g.n[j] * s[1] + ch * s[2];
+        for (int r = 0; r < 8 && g.by[j] * 8 + r < p.h; ++r) {
+          const int64_t y = g.by[j] * 8 + r, x0 = g.bx[j] * 8;
+          for (int c = 0; c < 8 && x0 + c < p.w; ++c) {
+            IO v;
+            store_255(px[ch][r * 8 + c][j], v);
+            plane[y * s[3] + (x0 + c) * s[4]] = v;
+            summary |= clamp_summary_bits(px[ch][r * 8 + c][j], v);
+          }
+        }
+      }
+      if (summarize) p.clamp_summary[clamp_summary_index(p, k, g.n[j], g.by[j], g.bx[j])] = uint8_t(summary);
+    }
+    return;
+  }
+  LaneSummary summary;
   for (int ch = 0; ch < p.c; ++ch) {
     IO* plane = out + k * s[0] + ch * s[2];  // of image 0
-    if (g.interior) {
-      IO* base[kLanes];
-      lane_bases(plane, g, s[1], s[3], s[4], 8, base);
-      for (int r = 0; r < 8; ++r) {
-        Vec cols[8];
-        for (int c = 0; c < 8; ++c) cols[c] = to_pixel(px[ch][r * 8 + c], plane);
-        store_lane_rows(cols, base, r * s[3], s[4], g.count, p.stream_output);
-      }
-      continue;
-    }
+    IO* base[kLanes];
+    lane_bases(plane, g, s[1], s[3], s[4], 8, base);
     for (int r = 0; r < 8; ++r) {
-      for (int j = 0; j < g.count; ++j) {
-        const int64_t y = g.by[j] * 8 + r, x0 = g.bx[j] * 8;
-        if (y >= p.h) continue;
-        IO* row = plane + g.n[j] * s[1] + y * s[3];
-        for (int c = 0; c < 8 && x0 + c < p.w; ++c) store_255(px[ch][r * 8 + c][j], row[(x0 + c) * s[4]]);
-      }
+      Vec cols[8];
+      for (int c = 0; c < 8; ++c) cols[c] = to_pixel(px[ch][r * 8 + c], plane);
+      if (summarize)
+        for (int c = 0; c < 8; ++c) summary.add(px[ch][r * 8 + c], cols[c]);
+      store_lane_rows(cols, base, r * s[3], s[4], g.count, p.stream_output);
     }
   }
+  if (summarize)
+    for (int j = 0; j < g.count; ++j)
+      p.clamp_summary[clamp_summary_index(p, k, g.n[j], g.by[j], g.bx[j])] = uint8_t(summary.bits(j));
 }
 
 template <typename IO>

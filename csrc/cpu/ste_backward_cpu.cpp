@@ -139,6 +139,67 @@ void ste_backward_strip(const SteBackwardParams& s, RecomputeQueue* queue, int64
   }
 }
 
+// The strip with the forward's clamp summary (ste_backward.h): per block and level the gradient passes
+// everywhere (the output is not read) or where the output is strictly inside (0, 1); blocks with a level that
+// needs the decoded pixels are recomputed. ste_masked_row's arithmetic: T(0), then each level's term.
+template <typename IO, typename T>
+void ste_backward_strip_summary(const SteBackwardParams& s, RecomputeQueue* queue, int64_t n, int64_t by,
+                                int64_t bx0, int64_t bx1) {
+  const RoundtripParams& p = s.p;
+  const int64_t x0 = bx0 * 8, len = (bx1 * 8 < p.w ? bx1 * 8 : p.w) - x0;
+  const int64_t os = s.output_stride[4], gs = p.out_stride[4], is = p.grad_in_stride[3];
+  const int64_t rows = block_rows(p, BlockCoord{n, by, bx0});
+  const IO* out = static_cast<const IO*>(s.output);
+  const IO* gout = static_cast<const IO*>(p.grad_output);
+  IO* gin = static_cast<IO*>(p.grad_input);
+  int source[kStripBlocks];  // of the level being summed
+  T acc[kStripBlocks * 8];
+  for (int64_t ch = 0; ch < p.c; ++ch)
+    for (int64_t r = 0; r < rows; ++r) {
+      const int64_t y = by * 8 + r;
+      for (int64_t x = 0; x < len; ++x) acc[x] = T(0);
+      for (int64_t k = 0; k < p.levels; ++k) {
+        const IO* orow = out + offset5(s.output_stride, k, n, ch, y, x0);
+        const IO* grow = gout + offset5(p.out_stride, k, n, ch, y, x0);
+        bool masked = false;
+        for (int64_t bx = bx0; bx < bx1; ++bx) {
+          source[bx - bx0] = ste_mask_source(s, BlockCoord{n, by, bx}, k);
+          masked = masked || source[bx - bx0] == kMaskFromOutput;
+        }
+        if (!masked && gs == 1) {  // the whole row passes: one contiguous loop, the output not read
+          for (int64_t x = 0; x < len; ++x) acc[x] = acc[x] + T(grow[x]);
+          continue;
+        }
+        for (int64_t bx = bx0; bx < bx1; ++bx) {
+          const int64_t xb = (bx - bx0) * 8, xe = xb + 8 < len ? xb + 8 : len;
+          if (source[bx - bx0] == kMaskFromOutput && os == 1 && gs == 1) {
+            for (int64_t x = xb; x < xe; ++x) {  // both loaded unconditionally: a vector select
+              const T g = T(grow[x]);
+              acc[x] = acc[x] + (output_needs_pixel(orow[x]) ? T(0) : g);
+            }
+          } else if (source[bx - bx0] == kMaskFromOutput) {
+            for (int64_t x = xb; x < xe; ++x)
+              acc[x] = acc[x] + (output_needs_pixel(orow[x * os]) ? T(0) : T(grow[x * gs]));
+          } else {
+            for (int64_t x = xb; x < xe; ++x) acc[x] = acc[x] + T(grow[x * gs]);
+          }
+        }
+      }
+      IO* dst = gin + offset4(p.grad_in_stride, n, ch, y, x0);
+      if (is == 1) {
+        for (int64_t x = 0; x < len; ++x) dst[x] = IO(acc[x]);
+      } else {
+        for (int64_t x = 0; x < len; ++x) dst[x * is] = IO(acc[x]);
+      }
+    }
+  for (int64_t bx = bx0; bx < bx1; ++bx) {
+    const BlockCoord b{n, by, bx};
+    if (!s.always_recompute && !ste_block_needs_pixels<IO>(s, b)) continue;
+    if (queue) queue->add(b);
+    else ste_recompute_block<IO, T>(s, b);
+  }
+}
+
 }  // namespace
 
 void ste_backward(const SteBackwardParams& s) {
@@ -163,7 +224,9 @@ void ste_backward(const SteBackwardParams& s) {
           const BlockCoord strip = block_coord(i, g.blocks_y, strips_x);
           const int64_t bx0 = strip.bx * kStripBlocks;
           const int64_t bx1 = bx0 + kStripBlocks < g.blocks_x ? bx0 + kStripBlocks : g.blocks_x;
-          ste_backward_strip<IO, T>(s, simd.lanes > 0 ? &queue : nullptr, strip.n, strip.by, bx0, bx1);
+          RecomputeQueue* q = simd.lanes > 0 ? &queue : nullptr;
+          if (s.clamp_summary) ste_backward_strip_summary<IO, T>(s, q, strip.n, strip.by, bx0, bx1);
+          else ste_backward_strip<IO, T>(s, q, strip.n, strip.by, bx0, bx1);
         }
       });
     }

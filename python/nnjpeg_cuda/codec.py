@@ -121,7 +121,7 @@ def roundtrip(images: Tensor, quality: QualityLike = 75, table: tables.TableLike
         return _into(out, images, x, steps, subsampling, color, grad, validate, tuple(images.shape),
                      lambda o: (o.unsqueeze(0) if unbatched else o).unsqueeze(0))
     # squeeze, not [0]: its backward is a view of the gradient, where [0] would zero-fill and copy a K-level one.
-    out = ops.roundtrip_levels(_kernel_dtype(x), steps, subsampling, color, grad, validate).squeeze(0)
+    out = ops.forward_levels(_kernel_dtype(x), steps, subsampling, color, grad, validate).squeeze(0)
     out = out.to(x.dtype)
     return out[0] if unbatched else out
 
@@ -161,5 +161,5 @@ def roundtrip_multi(images: Tensor, qualities: Union[Sequence[int], Tensor], tab
     if out is not None:
         return _into(out, images, x, steps, subsampling, color, grad, validate, (steps.shape[0], *images.shape),
                      lambda o: o.unsqueeze(1) if unbatched else o)
-    out = ops.roundtrip_levels(_kernel_dtype(x), steps, subsampling, color, grad, validate).to(x.dtype)
+    out = ops.forward_levels(_kernel_dtype(x), steps, subsampling, color, grad, validate).to(x.dtype)
     return out[:, 0] if unbatched else out

@@ -13,13 +13,15 @@ Most code wants :func:`nnjpeg_cuda.roundtrip` instead.
 
 from __future__ import annotations
 
+from typing import Optional, Tuple
+
 import torch
 from torch import Tensor
 
 from . import _kernel, reference
 
-__all__ = ["roundtrip_levels", "roundtrip_levels_out", "roundtrip_backward", "roundtrip_backward_ste", "SUBSAMPLINGS",
-           "COLORS", "GRADS"]
+__all__ = ["roundtrip_levels", "roundtrip_levels_out", "roundtrip_ste", "forward_levels", "roundtrip_backward",
+           "roundtrip_backward_ste", "SUBSAMPLINGS", "COLORS", "GRADS"]
 
 SUBSAMPLINGS = ("4:4:4", "4:2:0")
 COLORS = ("ycbcr", "rgb")
@@ -101,8 +103,9 @@ def _reference_forward(images: Tensor, steps: Tensor, subsampling: str, color: s
 
 
 def _forward_into(images: Tensor, steps: Tensor, out: Tensor, subsampling: str, color: str, grad: str,
-                  validate: bool) -> None:
-    """The forward of both ops: checks (as asked) and the kernel (or the reference) into ``out``."""
+                  validate: bool, clamp_summary: Optional[Tensor] = None) -> None:
+    """The forward of the ops: checks (as asked) and the kernel (or the reference) into ``out`` (and the CPU
+    kernel's clamp summary into ``clamp_summary``)."""
     # On CPU the kernel can check the pixels as it reads them (one pass over the input instead of two):
     # the output is then discarded if they are invalid (the kernel maps NaN to 0 and clamps, never crashes).
     fold = validate and images.is_floating_point() and images.device.type == "cpu" \
@@ -114,7 +117,8 @@ def _forward_into(images: Tensor, steps: Tensor, out: Tensor, subsampling: str, 
     if images.shape[0] == 0:
         return
     if _kernel.has_kernel(images.device):
-        seen = _kernel.forward(images, steps, out, subsampling, color, grad, want_range=fold)
+        seen = _kernel.forward(images, steps, out, subsampling, color, grad, want_range=fold,
+                               clamp_summary=clamp_summary)
         if fold:
             if seen is None:  # this path (e.g. 4:2:0, float64, scalar ISA) does not fold: check separately
                 check_pixel_values(images)
@@ -233,6 +237,53 @@ def _roundtrip_backward_fake(grad_out, images, steps, subsampling, color, grad):
     return torch.empty_like(images, memory_format=torch.contiguous_format)
 
 
+def clamp_summary_shape(images: Tensor, levels: int) -> Tuple[int, int, int, int]:
+    """(K, N, ceil(H/8), ceil(W/8)): one byte per block and level (csrc/include/nnjpeg/params.h)."""
+    n, _, h, w = images.shape
+    return levels, n, (h + 7) // 8, (w + 7) // 8
+
+
+def _summarizes(images: Tensor, subsampling: str, color: str) -> bool:
+    # The CPU kernel writes clamp summaries for float 4:4:4 / grayscale / plain RGB.
+    return (images.device.type == "cpu" and images.is_floating_point() and _kernel.has_kernel(images.device)
+            and not _kernel.uses_420(images.shape[1], subsampling, color))
+
+
+@torch.library.custom_op("nnjpeg::roundtrip_ste", mutates_args=())
+def roundtrip_ste(images: Tensor, steps: Tensor, subsampling: str, color: str, validate: bool
+                  ) -> Tuple[Tensor, Tensor]:
+    """``nnjpeg::roundtrip`` with grad = "ste" on the CPU, plus each block's clamp summary.
+
+    The summary (K, N, ceil(H/8), ceil(W/8)) uint8 (bits in csrc/include/nnjpeg/params.h) lets the backward
+    skip the output wherever no pixel was clamped and recompute almost no block (ste_backward.h). Same output
+    and same gradient as ``nnjpeg::roundtrip``, bitwise; CPU float 4:4:4, grayscale or plain RGB only.
+    """
+    _check_op_args(images, steps, subsampling, color, "ste")
+    if not images.is_floating_point():
+        raise TypeError("gradients need floating-point images")
+    if not _summarizes(images, subsampling, color):
+        raise ValueError("nnjpeg::roundtrip_ste takes CPU images without 4:2:0; use nnjpeg::roundtrip")
+    out = empty_levels(images, steps.shape[0])
+    summary = torch.empty(clamp_summary_shape(images, steps.shape[0]), dtype=torch.uint8)
+    _forward_into(images, steps, out, subsampling, color, "ste", validate, clamp_summary=summary)
+    return out, summary
+
+
+@roundtrip_ste.register_fake
+def _roundtrip_ste_fake(images, steps, subsampling, color, validate):
+    _check_op_args(images, steps, subsampling, color, "ste")
+    return (empty_levels(images, steps.shape[0]),
+            images.new_empty(clamp_summary_shape(images, steps.shape[0]), dtype=torch.uint8))
+
+
+def forward_levels(images: Tensor, steps: Tensor, subsampling: str, color: str, grad: str, validate: bool) -> Tensor:
+    """``nnjpeg::roundtrip``, or ``nnjpeg::roundtrip_ste`` (same output) for a CPU "ste" call whose gradient
+    will be taken: its clamp summary spares the backward most of its work. What the public functions call."""
+    if grad == "ste" and torch.is_grad_enabled() and images.requires_grad and _summarizes(images, subsampling, color):
+        return roundtrip_ste(images, steps, subsampling, color, validate)[0]
+    return roundtrip_levels(images, steps, subsampling, color, grad, validate)
+
+
 def ste_from_output(images: Tensor, subsampling: str, color: str, grad: str) -> bool:
     """True when the "ste" gradient comes from the saved output (``nnjpeg::roundtrip_backward_ste``)."""
     return (grad == "ste" and images.is_floating_point() and _kernel.has_kernel(images.device)
@@ -240,7 +291,7 @@ def ste_from_output(images: Tensor, subsampling: str, color: str, grad: str) -> 
 
 
 def _check_ste_args(grad_out: Tensor, output: Tensor, images: Tensor, steps: Tensor, subsampling: str,
-                    color: str) -> None:
+                    color: str, clamp_summary: Optional[Tensor] = None) -> None:
     _check_op_args(images, steps, subsampling, color, "ste")
     if _kernel.uses_420(images.shape[1], subsampling, color):
         raise ValueError("roundtrip_backward_ste covers 4:4:4, grayscale and plain RGB; 4:2:0 uses roundtrip_backward")
@@ -254,11 +305,18 @@ def _check_ste_args(grad_out: Tensor, output: Tensor, images: Tensor, steps: Ten
             raise ValueError(f"{name} is on {t.device}, images on {images.device}")
     if output.dtype != images.dtype:
         raise TypeError(f"output must have the images' dtype {images.dtype}, got {output.dtype}")
+    if clamp_summary is not None:
+        want = clamp_summary_shape(images, steps.shape[0])
+        if tuple(clamp_summary.shape) != want or clamp_summary.dtype != torch.uint8:
+            raise ValueError(f"clamp_summary must be uint8 of shape {want}, got {clamp_summary.dtype} "
+                             f"{tuple(clamp_summary.shape)}")
+        if clamp_summary.device.type != "cpu" or images.device.type != "cpu":
+            raise ValueError("clamp_summary comes from the CPU kernel: CPU tensors only")
 
 
 @torch.library.custom_op("nnjpeg::roundtrip_backward_ste", mutates_args=())
 def roundtrip_backward_ste(grad_out: Tensor, output: Tensor, images: Tensor, steps: Tensor, subsampling: str,
-                           color: str) -> Tensor:
+                           color: str, clamp_summary: Optional[Tensor] = None) -> Tensor:
     """The "ste" gradient of ``nnjpeg::roundtrip`` (4:4:4, grayscale, plain RGB) from its saved output.
 
     With the rounding's derivative 1 the round trip's Jacobian is the identity wherever the decoded pixel
@@ -274,6 +332,9 @@ def roundtrip_backward_ste(grad_out: Tensor, output: Tensor, images: Tensor, ste
         steps: (K, N, 2, 8, 8) float32 quantization steps of the forward.
         subsampling: "4:4:4" (or anything with grayscale / color = "rgb").
         color: "ycbcr" or "rgb".
+        clamp_summary: optional, CPU: the (K, N, ceil(H/8), ceil(W/8)) uint8 summary ``nnjpeg::roundtrip_ste``
+            returned with ``output``: blocks without a clamped pixel then skip the output, and almost no
+            block is recomputed. The same gradient, bitwise.
 
     Shape:
         - output: (N, C, H, W), contiguous, the images' dtype.
@@ -286,18 +347,20 @@ def roundtrip_backward_ste(grad_out: Tensor, output: Tensor, images: Tensor, ste
         >>> g.shape
         torch.Size([1, 3, 16, 16])
     """
-    _check_ste_args(grad_out, output, images, steps, subsampling, color)
+    _check_ste_args(grad_out, output, images, steps, subsampling, color, clamp_summary)
     if not _kernel.has_kernel(images.device):
         raise ValueError(f"no backward kernel for {images.device.type} tensors (CPU and CUDA only)")
     grad_in = torch.empty_like(images, memory_format=torch.contiguous_format)
     if images.shape[0]:
-        _kernel.backward_ste(grad_out.to(images.dtype), output, images, steps, grad_in, subsampling, color)
+        summary = None if clamp_summary is None else clamp_summary.contiguous()
+        _kernel.backward_ste(grad_out.to(images.dtype), output, images, steps, grad_in, subsampling, color,
+                             clamp_summary=summary)
     return grad_in
 
 
 @roundtrip_backward_ste.register_fake
-def _roundtrip_backward_ste_fake(grad_out, output, images, steps, subsampling, color):
-    _check_ste_args(grad_out, output, images, steps, subsampling, color)
+def _roundtrip_backward_ste_fake(grad_out, output, images, steps, subsampling, color, clamp_summary=None):
+    _check_ste_args(grad_out, output, images, steps, subsampling, color, clamp_summary)
     return torch.empty_like(images, memory_format=torch.contiguous_format)
 
 
@@ -329,3 +392,20 @@ def _backward(ctx, grad_out):
 
 
 roundtrip_levels.register_autograd(_backward, setup_context=_setup_context)
+
+
+def _setup_context_ste(ctx, inputs, output):
+    images, steps, subsampling, color, _validate = inputs
+    out, summary = output
+    ctx.mark_non_differentiable(summary)
+    ctx.save_for_backward(images, steps, out, summary)  # an in-place change to out before backward raises
+    ctx.options = (subsampling, color)
+
+
+def _backward_ste(ctx, grad_out, _grad_summary):
+    images, steps, out, summary = ctx.saved_tensors
+    subsampling, color = ctx.options
+    return roundtrip_backward_ste(grad_out, out, images, steps, subsampling, color, summary), None, None, None, None
+
+
+roundtrip_ste.register_autograd(_backward_ste, setup_context=_setup_context_ste)

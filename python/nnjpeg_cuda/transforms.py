@@ -51,8 +51,8 @@ class JPEG(nn.Module):
         x, unbatched = codec._as_batch(images)
         steps = self.steps.to(x.device)
         steps = (steps.expand(x.shape[0], 2, 8, 8) if steps.dim() == 3 else steps).unsqueeze(0)
-        out = codec.ops.roundtrip_levels(codec._kernel_dtype(x), steps, self.subsampling, self.color, self.grad,
-                                         self.validate)[0].to(x.dtype)
+        out = codec.ops.forward_levels(codec._kernel_dtype(x), steps, self.subsampling, self.color, self.grad,
+                                       self.validate)[0].to(x.dtype)
         return out[0] if unbatched else out
 
     def extra_repr(self) -> str:

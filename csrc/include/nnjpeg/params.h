@@ -15,6 +15,11 @@ enum DType : int { kUInt8 = 0, kFloat32 = 1, kFloat64 = 2 };
 enum Subsampling : int { k444 = 0, k420 = 1 };
 enum ColorMode : int { kYCbCr = 0, kRGB = 1 };  // ignored for 1-channel (grayscale) images
 enum Rounding : int { kRoundHalfEven = 0, kSmoothRound = 1 };  // "smooth": round(t) + (t - round(t))^3
+// Bits of a block's clamp summary (RoundtripParams::clamp_summary), over its pixels inside the image and its
+// channels, at one level: kSomeClamped, a decoded pixel (0..255 scale) strictly outside [0, 255]; kSomeOnBound,
+// a decoded pixel inside [0, 255] whose stored value is exactly 0 or 1 all the same (the output alone cannot
+// tell it from a clamped one).
+enum ClampSummaryBits : int { kSomeClamped = 1, kSomeOnBound = 2 };
 
 struct RoundtripParams {
   const void* input = nullptr;  // (N, C, H, W) pixels, element strides in_stride; uint8 0..255 or float 0..1
@@ -46,6 +51,11 @@ struct RoundtripParams {
   // any pixel is NaN) when the kernel's path folds validation into its read of the input (the CPU SIMD
   // 4:4:4 float32 path); left untouched otherwise, so the caller checks element 2 and validates itself.
   float* input_range = nullptr;
+
+  // Forward, optional (CPU kernel, float32/float64, no 4:2:0): (K, N, blocks_y, blocks_x) contiguous bytes, the
+  // clamp summary of every block (ClampSummaryBits): what the "ste" backward needs to mask the gradient
+  // without recomputing the round trip (ste_backward.h).
+  uint8_t* clamp_summary = nullptr;
 
   // CPU kernel, set by its driver (csrc/cpu/streaming_stores.h), never by a caller: store the float32 output
   // with streaming (non-temporal) stores.

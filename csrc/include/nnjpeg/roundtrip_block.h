@@ -176,7 +176,21 @@ NNJ_HD void fold_padding_adjoint(int channels, int64_t by, int64_t bx, int64_t h
   }
 }
 
-// Forward round trip of one 8x8 block at every level (4:4:4, grayscale, or plain RGB).
+// The clamp-summary bits (params.h) of one decoded pixel px (0..255 scale, before the clamp) stored as v.
+template <typename T, typename IO>
+NNJ_HD int clamp_summary_bits(T px, IO v) {
+  if (px < T(0) || px > T(255)) return kSomeClamped;
+  return v == IO(0) || v == IO(1) ? kSomeOnBound : 0;
+}
+
+// Index of block b's byte at level k in p.clamp_summary: (K, N, blocks_y, blocks_x).
+NNJ_HD int64_t clamp_summary_index(const RoundtripParams& p, int64_t k, int64_t n, int64_t by, int64_t bx) {
+  const Geometry g = geometry(p);
+  return ((k * p.n + n) * g.blocks_y + by) * g.blocks_x + bx;
+}
+
+// Forward round trip of one 8x8 block at every level (4:4:4, grayscale, or plain RGB); with p.clamp_summary
+// (float output), also its clamp summary per level.
 template <typename IO, typename T>
 NNJ_HD void roundtrip_block_444(const RoundtripParams& p, BlockCoord b) {
   const int channels = int(p.c);
@@ -184,14 +198,22 @@ NNJ_HD void roundtrip_block_444(const RoundtripParams& p, BlockCoord b) {
   T coef[3][64];
   load_block_255<IO, T>(p, b.n, b.by, b.bx, coef);
   encode_block(ycc, channels, coef);
+  IO* out = static_cast<IO*>(p.output);
   for (int64_t k = 0; k < p.levels; ++k) {
     T px[3][64];
     decode_pixels(ycc, channels, coef, table_for(p, k, b.n, false), table_for(p, k, b.n, true), p.rounding, px);
+    int summary = 0;
     for (int i = 0; i < 64; ++i) {
       const int64_t y = b.by * 8 + i / 8, x = b.bx * 8 + i % 8;
       if (y >= p.h || x >= p.w) continue;  // padding: computed, never stored
-      for (int ch = 0; ch < channels; ++ch) store_pixel<IO, T>(p, k, b.n, ch, y, x, px[ch][i]);
+      for (int ch = 0; ch < channels; ++ch) {
+        IO v;
+        store_255(px[ch][i], v);
+        out[offset5(p.out_stride, k, b.n, ch, y, x)] = v;
+        summary |= clamp_summary_bits(px[ch][i], v);
+      }
     }
+    if (p.clamp_summary) p.clamp_summary[clamp_summary_index(p, k, b.n, b.by, b.bx)] = uint8_t(summary);
   }
 }
 

@@ -21,6 +21,13 @@
 // forward computed, as long as the forward kernels stay bitwise equal to this shared math) and masked with
 // pass_unclamped, exactly as roundtrip_block_444_backward does. That block then costs about one forward;
 // blocks of ordinary content cost two reads and one write per pixel.
+//
+// With the forward's clamp summary (params.h: per block and level, whether some decoded pixel was clamped
+// and whether some unclamped one was stored as exactly 0 or 1) the output is needed far less: a level
+// without a clamped pixel passes everywhere (the output is not read); a level with clamped pixels but none
+// on a bound passes exactly where the output is strictly inside (0, 1) (a stored 0 or 1 then means px < 0
+// or px > 255); only a block with a level that has both is recomputed. Every branch adds the same terms in
+// the same order, so the result is bitwise the one without the summary.
 #pragma once
 
 #include <stdint.h>
@@ -39,7 +46,17 @@ struct SteBackwardParams {
   const void* output = nullptr;                 // the forward's output (K, N, C, H, W), same dtype as input
   int64_t output_stride[5] = {0, 0, 0, 0, 0};   // its element strides
   bool always_recompute = false;                // tests only: take the recompute path in every block
+  const uint8_t* clamp_summary = nullptr;       // optional: the forward's (K, N, blocks_y, blocks_x) summary
 };
+
+// Where the mask of block b at level k comes from, given the clamp summary.
+enum SteMaskSource : int { kPassEverywhere = 0, kMaskFromOutput = 1, kMaskFromPixels = 2 };
+
+NNJ_HD int ste_mask_source(const SteBackwardParams& s, BlockCoord b, int64_t k) {
+  const int bits = s.clamp_summary[clamp_summary_index(s.p, k, b.n, b.by, b.bx)];
+  if (!(bits & kSomeClamped)) return kPassEverywhere;
+  return bits & kSomeOnBound ? kMaskFromPixels : kMaskFromOutput;
+}
 
 // 1 when an output value is not strictly inside (0, 1) (NaN included): its pixel's mask needs the decoded
 // pixel. Integer, branch-free, so that the CPU driver's row loop vectorizes.
@@ -69,11 +86,17 @@ NNJ_HD bool ste_row_needs_pixels(const SteBackwardParams& s, BlockCoord b, int64
                                   s.output_stride[4], block_cols(s.p, b));
 }
 
-// True when some output of block b inside the image, at some level and channel, is not strictly inside
-// (0, 1): the mask of that block needs the decoded pixels.
+// True when the mask of block b needs its decoded pixels: with the clamp summary, at a level with clamped
+// pixels and pixels on a bound; without, where some output inside the image, at some level and channel, is
+// not strictly inside (0, 1).
 template <typename IO>
 NNJ_HD bool ste_block_needs_pixels(const SteBackwardParams& s, BlockCoord b) {
   const RoundtripParams& p = s.p;
+  if (s.clamp_summary) {
+    for (int64_t k = 0; k < p.levels; ++k)
+      if (ste_mask_source(s, b, k) == kMaskFromPixels) return true;
+    return false;
+  }
   for (int64_t k = 0; k < p.levels; ++k)
     for (int64_t ch = 0; ch < p.c; ++ch)
       for (int64_t r = 0; r < block_rows(p, b); ++r)
@@ -109,6 +132,30 @@ NNJ_HD void ste_pass_row(const SteBackwardParams& s, BlockCoord b, int64_t ch, i
                         p.out_stride[0], p.levels, p.out_stride[4], block_cols(p, b),
                         static_cast<IO*>(p.grad_input) + offset4(p.grad_in_stride, b.n, ch, y, b.bx * 8),
                         p.grad_in_stride[3]);
+}
+
+// With the clamp summary, row r of channel ch of block b (no level needing its pixels): each level's gradient
+// passes everywhere or where the output is strictly inside (0, 1), added in increasing level order.
+template <typename IO, typename T>
+NNJ_HD void ste_masked_row(const SteBackwardParams& s, BlockCoord b, int64_t ch, int64_t r) {
+  const RoundtripParams& p = s.p;
+  const int64_t y = b.by * 8 + r, cols = block_cols(p, b);
+  const IO* out = static_cast<const IO*>(s.output);
+  const IO* gout = static_cast<const IO*>(p.grad_output);
+  T acc[8];
+  for (int c = 0; c < 8; ++c) acc[c] = T(0);
+  for (int64_t k = 0; k < p.levels; ++k) {
+    const IO* g = gout + offset5(p.out_stride, k, b.n, ch, y, b.bx * 8);
+    const IO* o = out + offset5(s.output_stride, k, b.n, ch, y, b.bx * 8);
+    const bool from_output = ste_mask_source(s, b, k) == kMaskFromOutput;
+    for (int c = 0; c < 8; ++c)  // fixed trip count: acc stays in registers on the GPU
+      if (c < cols)
+        acc[c] = acc[c] + (from_output && output_needs_pixel(o[c * s.output_stride[4]]) ? T(0)
+                                                                                         : T(g[c * p.out_stride[4]]));
+  }
+  IO* dst = static_cast<IO*>(p.grad_input) + offset4(p.grad_in_stride, b.n, ch, y, b.bx * 8);
+  for (int c = 0; c < 8; ++c)
+    if (c < cols) dst[c * p.grad_in_stride[3]] = IO(acc[c]);
 }
 
 // Slow path, block b with an output on a clamp bound: recompute the decoded pixels of every level as the
@@ -158,7 +205,10 @@ NNJ_HD void ste_backward_block(const SteBackwardParams& s, BlockCoord b) {
     return;
   }
   for (int64_t ch = 0; ch < s.p.c; ++ch)
-    for (int64_t r = 0; r < block_rows(s.p, b); ++r) ste_pass_row<IO, T>(s, b, ch, r);
+    for (int64_t r = 0; r < block_rows(s.p, b); ++r) {
+      if (s.clamp_summary) ste_masked_row<IO, T>(s, b, ch, r);
+      else ste_pass_row<IO, T>(s, b, ch, r);
+    }
 }
 
 }  // namespace nnjpeg

@@ -104,7 +104,7 @@ class Ensemble(nn.Module):
         x = self._inputs(x)
         xk = codec._kernel_dtype(x)
         steps = self.steps.to(xk.device).unsqueeze(1).expand(len(self.members), xk.shape[0], 2, 8, 8)
-        return codec.ops.roundtrip_levels(xk, steps, self.subsampling, self.color, self.grad, True).to(x.dtype)
+        return codec.ops.forward_levels(xk, steps, self.subsampling, self.color, self.grad, True).to(x.dtype)
 
     def member_logits(self, x: Tensor) -> Tensor:
         """Each member's logits on its own compressed copy: (K, N, classes)."""

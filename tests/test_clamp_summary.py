@@ -1,0 +1,211 @@
+"""The forward's per-block clamp summary and the "ste" backward that uses it (``nnjpeg::roundtrip_ste``).
+
+The summary (csrc/include/nnjpeg/params.h) says per block and level whether some decoded pixel was clamped
+and whether some unclamped one was stored as exactly 0 or 1. Oracles: the stored output itself (exact
+properties), the float64 reference's decoded pixels away from the bounds, the scalar CPU path (bitwise), and
+the backward without the summary, which must give the same gradient bit for bit.
+"""
+
+import numpy as np
+import pytest
+import torch
+
+import nnjpeg_cuda as nj
+from nnjpeg_cuda import _C, _kernel, ops, reference
+
+from _reliability import COEF_EPS, TOL_COMPUTE, flip_budget
+from test_ste_backward import CONFIGS, LEVELS, _images, _layout
+
+pytestmark = pytest.mark.skipif(not _kernel.extension_available(), reason="needs the compiled extension")
+KINDS = ["photo", "saturated", "flat"]
+
+
+def _summary(x, qualities, color):
+    steps = nj.tables.level_tables(qualities, "standard", x.shape[0]).contiguous()
+    y, summary = ops.roundtrip_ste(x, steps, "4:4:4", color, True)
+    return steps, y, summary
+
+
+def _per_block(t: torch.Tensor) -> torch.Tensor:
+    """(K, N, C, H, W) -> (K, N, by, bx, C*8*8) with the padding filled by edge values (never 0 or 1 alone)."""
+    k, n, c, h, w = t.shape
+    ph, pw = (-h) % 8, (-w) % 8
+    t = torch.nn.functional.pad(t.reshape(k * n, c, h, w), (0, pw, 0, ph), mode="replicate")
+    t = t.reshape(k, n, c, (h + ph) // 8, 8, (w + pw) // 8, 8)
+    return t.permute(0, 1, 3, 5, 2, 4, 6).reshape(k, n, (h + ph) // 8, (w + pw) // 8, -1)
+
+
+@pytest.mark.parametrize("color,channels", CONFIGS)
+@pytest.mark.parametrize("qualities", LEVELS)
+@pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_summary_agrees_with_the_output_and_the_reference(photos, color, channels, qualities, kind, dtype):
+    x = _images(photos, kind, channels, dtype)
+    steps, y, summary = _summary(x, qualities, color)
+    assert summary.dtype == torch.uint8 and tuple(summary.shape) == (len(qualities), 2, 5, 7)
+    assert torch.equal(y, torch.ops.nnjpeg.roundtrip(x, steps, "4:4:4", color, "ste", True))
+    blocks = _per_block(y)
+    on_bound = ((blocks == 0) | (blocks == 1)).any(-1)
+    inside = ((blocks > 0) & (blocks < 1)).all(-1)
+    s = summary.int()
+    assert bool((s <= 3).all())
+    assert torch.equal(s == 0, inside | (s == 0))  # an empty summary: every output strictly inside (0, 1)
+    assert bool((s[on_bound] != 0).all())          # an output on a bound: clamped or on the bound
+    # Clamped or not, from the float64 reference where its pixels are clearly away from 0 and 255: beyond the
+    # kernel's arithmetic error plus the rounding-flip budget (tests/_reliability.py), as the other oracles.
+    x255 = (x.double() * 255).clamp(0, 255)
+    px = _per_block(reference.decode_levels(x255, steps.double(), "4:4:4", color, "ste"))
+    near = _per_block(TOL_COMPUTE[dtype] + flip_budget(x255, steps, "4:4:4", color, COEF_EPS[dtype]))
+    surely_clamped = ((px < -near) | (px > 255 + near)).any(-1)
+    surely_free = ((px > near) & (px < 255 - near)).all(-1)
+    assert bool((s[surely_clamped] & 1).all())
+    assert bool((s[surely_free] == 0).all())
+    if kind == "saturated":
+        assert bool((s & 1).any())
+
+
+def _whole_blocks(photos) -> torch.Tensor:
+    """(2, 3, 64, 128) float32, whole blocks only (every SIMD group interior): saturated photo detail, flat
+    black and white 8x8-aligned areas (exactly 0 and 255 when decoded) and blocks that mix both."""
+    crops = [photos["astronaut"][100:164, 150:278], photos["chelsea"][50:114, 100:228]]
+    x = torch.from_numpy(np.stack(crops)).permute(0, 3, 1, 2).float() / 255
+    x = ((x - 0.5) * 2.4 + 0.5).clamp(0, 1)
+    x[:, :, 0:16, 0:32] = 0.0
+    x[:, :, 16:32, 32:64] = 1.0
+    x[:, :, 36:40, 64:128] = 1.0  # half of each block flat white, half photo
+    return x.contiguous()
+
+
+@pytest.mark.parametrize("whole", [False, True])
+def test_flat_blocks_decoded_exactly_on_the_bounds_are_marked(photos, whole):
+    # float32 flat black and white blocks decode exactly to 0 and 255 at some qualities: on a bound, not clamped.
+    x = _whole_blocks(photos) if whole else _images(photos, "flat", 3, torch.float32)
+    found = False
+    for quality in (100, 95, 90, 75, 50):
+        _, y, summary = _summary(x, [quality], "ycbcr")
+        found = found or bool(((summary & 2) != 0).any())
+    assert found
+
+
+@pytest.mark.parametrize("layout", ["contiguous", "channels_last", "strided"])
+@pytest.mark.parametrize("qualities", LEVELS + [[100, 95]])
+@pytest.mark.parametrize("whole", [False, True])
+def test_every_cpu_path_writes_the_same_summary(photos, layout, qualities, whole):
+    x = _layout(_whole_blocks(photos) if whole else _images(photos, "saturated", 3, torch.float32), layout)
+    results = {}
+    try:
+        for isa in _C.cpu_isas():  # "scalar" first
+            _C.set_cpu_isa(isa)
+            results[isa] = _summary(x, qualities, "ycbcr")[1:]
+    finally:
+        _C.set_cpu_isa("auto")
+    for isa, (y, summary) in results.items():
+        assert torch.equal(y, results["scalar"][0]), isa
+        assert torch.equal(summary, results["scalar"][1]), isa
+
+
+@pytest.mark.parametrize("color,channels", CONFIGS)
+@pytest.mark.parametrize("qualities", LEVELS)
+@pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_backward_with_the_summary_is_bitwise_the_one_without(photos, color, channels, qualities, kind, dtype):
+    x = _images(photos, kind, channels, dtype)
+    steps, y, summary = _summary(x, qualities, color)
+    g = torch.randn(y.shape, generator=torch.Generator().manual_seed(11), dtype=dtype)
+    without = ops.roundtrip_backward_ste(g, y, x, steps, "4:4:4", color)
+    with_summary = ops.roundtrip_backward_ste(g, y, x, steps, "4:4:4", color, summary)
+    assert torch.equal(with_summary, without)
+    replay = torch.empty_like(x)  # the CUDA kernel's per-block function, with the summary, on the host
+    _kernel.backward_ste(g, y, x, steps, replay, "4:4:4", color, cuda_replay=True, clamp_summary=summary)
+    assert torch.equal(replay, without)
+
+
+@pytest.mark.parametrize("layout", ["contiguous", "channels_last", "strided"])
+@pytest.mark.parametrize("whole", [False, True])
+def test_backward_with_the_summary_in_every_layout_and_path(photos, layout, whole):
+    x = _layout(_whole_blocks(photos) if whole else _images(photos, "saturated", 3, torch.float32), layout)
+    steps, y, summary = _summary(x, [100, 90, 30], "ycbcr")
+    assert not whole or bool((summary == 3).any())  # some blocks mix clamped and on-bound pixels
+    g = torch.randn(y.shape, generator=torch.Generator().manual_seed(12))
+    want = ops.roundtrip_backward_ste(g, y, x, steps, "4:4:4", "ycbcr")
+    try:
+        for isa in _C.cpu_isas():
+            _C.set_cpu_isa(isa)
+            got = torch.empty_like(x)
+            _kernel.backward_ste(g, y, x, steps, got, "4:4:4", "ycbcr", clamp_summary=summary)
+            assert torch.equal(got, want), isa
+            _kernel.backward_ste(g, y, x, steps, got, "4:4:4", "ycbcr", always_recompute=True, clamp_summary=summary)
+            assert torch.equal(got, want), isa
+    finally:
+        _C.set_cpu_isa("auto")
+
+
+def test_public_ste_gradients_take_the_summary_and_agree_with_the_plain_op(photos, monkeypatch):
+    calls = []
+    real = ops.roundtrip_ste
+    monkeypatch.setattr(ops, "roundtrip_ste", lambda *a: (calls.append(1), real(*a))[1])
+    x = _images(photos, "saturated", 3, torch.float32)
+    steps = nj.tables.image_tables(40, "standard", x.shape[0]).unsqueeze(0)
+    g = torch.randn(x.shape, generator=torch.Generator().manual_seed(13))
+    a = x.clone().requires_grad_(True)
+    nj.roundtrip(a, 40, grad="ste").backward(g)
+    assert calls == [1]
+    b = x.clone().requires_grad_(True)
+    torch.ops.nnjpeg.roundtrip(b, steps, "4:4:4", "ycbcr", "ste", True)[0].backward(g)
+    assert torch.equal(a.grad, b.grad)
+    nj.roundtrip(x, 40, grad="ste")  # no gradient wanted: the plain op
+    with torch.no_grad():
+        nj.roundtrip(x.clone().requires_grad_(True), 40, grad="ste")
+    nj.roundtrip(x.clone().requires_grad_(True), 40, grad="ste", subsampling="4:2:0").sum().backward()
+    assert calls == [1]
+    layer = nj.JPEG(quality=40, grad="ste")
+    c = x.clone().requires_grad_(True)
+    layer(c).backward(g)
+    assert calls == [1, 1] and torch.equal(c.grad, a.grad)
+
+
+def test_compiled_ste_backward_matches_eager(photos):
+    x = _images(photos, "saturated", 3, torch.float32)
+    g = torch.randn(x.shape, generator=torch.Generator().manual_seed(14))
+
+    def loss(inp):
+        return (nj.roundtrip(inp, 30, grad="ste") * g).sum()
+
+    a, b = x.clone().requires_grad_(True), x.clone().requires_grad_(True)
+    loss(a).backward()
+    torch.compile(loss, fullgraph=True, backend="aot_eager")(b).backward()
+    assert torch.equal(a.grad, b.grad)
+
+
+def test_opcheck_roundtrip_ste_and_the_backward_with_a_summary():
+    x = torch.rand(2, 3, 13, 21)
+    steps = nj.tables.level_tables([50, 20], "standard", 2).contiguous()
+    torch.library.opcheck(torch.ops.nnjpeg.roundtrip_ste.default, (x, steps, "4:4:4", "ycbcr", True))
+    y, summary = ops.roundtrip_ste(x, steps, "4:4:4", "ycbcr", True)
+    g = torch.randn(y.shape)
+    torch.library.opcheck(torch.ops.nnjpeg.roundtrip_backward_ste.default,
+                          (g, y, x, steps, "4:4:4", "ycbcr", summary))
+
+
+def test_bad_summaries_and_calls_raise():
+    x = torch.rand(2, 3, 16, 16)
+    steps = nj.tables.level_tables([50], "standard", 2).contiguous()
+    y, summary = ops.roundtrip_ste(x, steps, "4:4:4", "ycbcr", True)
+    g = torch.ones_like(y)
+    with pytest.raises(ValueError, match=r"clamp_summary must be uint8 of shape \(1, 2, 2, 2\)"):
+        ops.roundtrip_backward_ste(g, y, x, steps, "4:4:4", "ycbcr", summary[:, :1])
+    with pytest.raises(ValueError, match="clamp_summary must be uint8"):
+        ops.roundtrip_backward_ste(g, y, x, steps, "4:4:4", "ycbcr", summary.int())
+    with pytest.raises(ValueError, match="use nnjpeg::roundtrip"):
+        ops.roundtrip_ste(x, steps, "4:2:0", "ycbcr", True)
+    with pytest.raises(TypeError, match="floating-point"):
+        ops.roundtrip_ste((x * 255).to(torch.uint8), steps, "4:4:4", "ycbcr", True)
+    with pytest.raises(ValueError, match="NaN"):
+        ops.roundtrip_ste(torch.full_like(x, float("nan")), steps, "4:4:4", "ycbcr", True)
+    out = torch.empty_like(y)
+    workspace = torch.empty(1, 2, 2, 8, 8)
+    with pytest.raises(ValueError, match="clamp_summary is written by the CPU kernel"):
+        _C.forward(device_type="cpu", input=x.data_ptr(), output=out.data_ptr(), tables=steps.data_ptr(),
+                   workspace=workspace.data_ptr(), shape=(2, 3, 16, 16), levels=1, in_strides=x.stride(),
+                   out_strides=out.stride(), table_strides=(steps.stride(0), steps.stride(1)), dtype=1, subsampling=1,
+                   color=0, rounding=0, num_threads=1, device=0, stream=0, clamp_summary=summary.data_ptr())
