@@ -67,3 +67,31 @@ def test_only_large_aligned_dense_float32_outputs_with_resident_pages_stream():
     assert not _streams(torch.zeros(1, 12, 512, 512, 3).permute(0, 1, 4, 2, 3))  # channels_last: strided rows
     shifted = torch.zeros(12 * 3 * 512 * 512 + 1)[1:].view(1, 12, 3, 512, 512)  # 4 bytes off 32-byte alignment
     assert not _streams(shifted)
+
+
+@pytest.mark.skipif(not SIMD, reason="no SIMD path in this build")
+def test_a_fresh_large_output_is_populated_first_with_the_same_bits(photos):
+    # nnjpeg_cuda.roundtrip allocates a fresh 36 MiB output: the CPU driver populates its pages up front
+    # (csrc/cpu/output_pages.h) and then streams into them. The bits are those of one image at a time.
+    import nnjpeg_cuda as nj
+
+    x = _large_batch(photos)
+    fresh = nj.roundtrip(x, 60)
+    for i in range(x.shape[0]):
+        assert torch.equal(fresh[i:i + 1], nj.roundtrip(x[i:i + 1], 60)), i
+
+
+def test_populating_an_output_leaves_its_neighbours_alone(photos):
+    # out= a view in the middle of a large untouched buffer: the output's pages are populated (rounded out to
+    # whole pages), the values beside it must survive.
+    import nnjpeg_cuda as nj
+
+    x = _large_batch(photos)
+    n = x.numel()
+    buf = torch.empty(n + 2048)  # fresh: only the sentinel pages get touched below
+    buf[:1024] = 7.0
+    buf[-1024:] = 9.0
+    out = buf[1024:1024 + n].view(x.shape)
+    nj.roundtrip(x, 60, out=out)
+    assert torch.equal(buf[:1024], torch.full((1024,), 7.0)) and torch.equal(buf[-1024:], torch.full((1024,), 9.0))
+    assert torch.equal(out, nj.roundtrip(x, 60))

@@ -61,5 +61,15 @@ void parallel_for(int64_t items, int num_threads, const F& body) {
   state->all_done.wait(lock, [&] { return state->done.load() == items; });
 }
 
+// Runs body(share) for share in [0, shares), each share one coarse task (e.g. a contiguous part of a memory
+// range per thread): parallel_for over shares * kMinItemsPerThread items, the first of each share's items
+// doing its work, so that up to `shares` threads start; a thread that starts late finds the shares taken.
+template <typename F>
+void parallel_shares(int shares, const F& body) {
+  parallel_for(int64_t(shares) * kMinItemsPerThread, shares, [&](int64_t item) {
+    if (item % kMinItemsPerThread == 0) body(int(item / kMinItemsPerThread));
+  });
+}
+
 }  // namespace cpu
 }  // namespace nnjpeg

@@ -8,12 +8,12 @@
 #include <vector>
 
 #include "cpu_isa.h"
-#include "huge_pages.h"
 #include "nnjpeg/dispatch.h"
 #include "nnjpeg/kernels.h"
 #include "nnjpeg/roundtrip_block.h"
 #include "parallel.h"
 #include "simd_kernels.h"
+#include "output_pages.h"
 #include "streaming_stores.h"
 
 namespace nnjpeg {
@@ -125,13 +125,12 @@ bool streams_output(const RoundtripParams& p) { return use_streaming_stores(p); 
 
 void roundtrip_forward(const RoundtripParams& params) {
   RoundtripParams p = params;
-  p.stream_output = use_streaming_stores(p);  // read by the SIMD store (simd_vec.h: store_pair)
   const Geometry g = geometry(p);
   const int64_t out_sizes[5] = {p.levels, p.n, p.c, p.h, p.w};
-  advise_huge_pages(p.output, p.out_stride, out_sizes, 5, element_size(p.dtype));
+  prepare_output(p.output, p.out_stride, out_sizes, 5, element_size(p.dtype), p.num_threads);
+  p.stream_output = use_streaming_stores(p);  // read by the SIMD store (simd_vec.h: store_pair)
   if (uses_420(p)) {  // workspace: contiguous (K, N, 2, chroma_h, chroma_w)
-    const int64_t ws_sizes[1] = {p.levels * p.n * 2 * g.chroma_h * g.chroma_w}, ws_strides[1] = {1};
-    advise_huge_pages(p.workspace, ws_strides, ws_sizes, 1, p.dtype == kFloat64 ? 8 : 4);
+    advise_huge_pages(p.workspace, p.levels * p.n * 2 * g.chroma_h * g.chroma_w * (p.dtype == kFloat64 ? 8 : 4));
   }
   if (simd_forward(p, g)) return;
   dispatch_dtype(p.dtype, [&](auto io, auto compute) {
@@ -153,7 +152,7 @@ void roundtrip_forward(const RoundtripParams& params) {
 void roundtrip_backward(const RoundtripParams& p) {
   const Geometry g = geometry(p);
   const int64_t in_sizes[4] = {p.n, p.c, p.h, p.w};
-  advise_huge_pages(p.grad_input, p.grad_in_stride, in_sizes, 4, element_size(p.dtype));
+  prepare_output(p.grad_input, p.grad_in_stride, in_sizes, 4, element_size(p.dtype), p.num_threads);
   if (simd_backward(p, g)) return;
   dispatch_dtype(p.dtype, [&](auto io, auto compute) {
     using IO = decltype(io);

@@ -12,7 +12,7 @@
 #include <type_traits>
 
 #include "cpu_isa.h"
-#include "huge_pages.h"
+#include "output_pages.h"
 #include "nnjpeg/dispatch.h"
 #include "nnjpeg/kernels.h"
 #include "nnjpeg/ste_backward.h"
@@ -205,7 +205,7 @@ void ste_backward_strip_summary(const SteBackwardParams& s, RecomputeQueue* queu
 void ste_backward(const SteBackwardParams& s) {
   const RoundtripParams& p = s.p;
   const int64_t in_sizes[4] = {p.n, p.c, p.h, p.w};
-  advise_huge_pages(p.grad_input, p.grad_in_stride, in_sizes, 4, element_size(p.dtype));
+  prepare_output(p.grad_input, p.grad_in_stride, in_sizes, 4, element_size(p.dtype), p.num_threads);
   const Geometry g = geometry(p);
   const int64_t strips_x = (g.blocks_x + kStripBlocks - 1) / kStripBlocks;
   const int64_t strips = p.n * g.blocks_y * strips_x;
