@@ -17,6 +17,9 @@ from typing import Callable, List, Optional
 import torch
 
 
+MIN_CPU_WALL_S = 0.01  # shortest pass whose process CPU time / wall time is recorded (the clock ticks ~4 ms)
+
+
 @dataclass
 class Timing:
     median: float  # seconds per call
@@ -43,14 +46,16 @@ def _once(fn: Callable, device: str, cpu: Optional[List[float]] = None) -> float
     cpu_begin, begin = time.process_time(), time.perf_counter()
     fn()
     wall = time.perf_counter() - begin
-    if cpu is not None and wall > 0:
+    # The process clock ticks coarsely: on a pass of a few milliseconds its ratio to wall time reads 0 or
+    # above the core count, so only longer passes count (a run with none reports 0).
+    if cpu is not None and wall >= MIN_CPU_WALL_S:
         cpu.append((time.process_time() - cpu_begin) / wall)
     return wall
 
 
 def time_call(fn: Callable, device: str, budget_s: float = 1.5, min_runs: int = 3, max_runs: int = 10,
-              warmup: int = 1) -> Timing:
-    """Median time of `fn()` after `warmup` untimed calls; as many runs as fit in `budget_s` (within bounds).
+              warmup: int = 1, warmup_s: float = 0.0) -> Timing:
+    """Median time of `fn()` after untimed warm-up calls; as many runs as fit in `budget_s` (within bounds).
 
     Args:
         fn: one full pass of the work.
@@ -58,13 +63,17 @@ def time_call(fn: Callable, device: str, budget_s: float = 1.5, min_runs: int = 
         budget_s: time the timed runs may take together (the first run sets how many fit).
         min_runs, max_runs: bounds on the number of timed runs.
         warmup: untimed calls first (allocations, lazy imports, caches).
+        warmup_s: keep warming up until this much time has passed too (at most 10 calls): on a VM, memory
+            another contestant just freed can come back with host-level page faults for a second or so.
 
     On the CPU the result also carries the median process CPU time / wall time of the runs: about the
     number of cores the pass kept busy (a 2-thread pass near 1.0 did not get its second core, e.g. because
     another job held it, or the work serialised on the GIL).
     """
-    for _ in range(warmup):
+    begin, calls = time.perf_counter(), 0
+    while calls < warmup or (time.perf_counter() - begin < warmup_s and calls < 10):
         fn()
+        calls += 1
     cpu: List[float] = []
     times: List[float] = [_once(fn, device, cpu)]
     runs = max(min_runs, min(max_runs, int(budget_s / max(times[0], 1e-9))))

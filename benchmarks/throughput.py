@@ -176,8 +176,12 @@ def run(args) -> Dict:
                 raise Skip(f"takes {'/'.join(c.dtypes)} input")
             batch, n = _timed_slice(c, batch, args)
             fn = c.prepare(batch, args.device)
+            # On a VM a fresh allocation sometimes takes host-level page faults: calls 2-5x slower for about a
+            # second after another contestant freed gigabytes, and in short bursts later. A second of warm-up
+            # and up to 25 runs keep both out of the median.
             t = time_call(fn, args.device, budget_s=args.budget, min_runs=2 if args.quick else 3,
-                          max_runs=2 if args.quick else 10, warmup=0 if args.quick else 1)
+                          max_runs=2 if args.quick else 25, warmup=0 if args.quick else 2,
+                          warmup_s=0.0 if args.quick else 1.0)
         except Skip as skip:
             rows.append({**row, "status": "skipped", "images": n, "reason": str(skip)})
             continue
