@@ -25,8 +25,14 @@ def markdown_table(rows: List[Dict]) -> str:
         ratio = f"{r['ratio_to_ours']:.2f}" if r.get("ratio_to_ours") is not None else ""
         lines.append(f"| {r['workload']} | {r['dtype']} | {r['contestant']} | {r['images']} | {r['images_per_s']:,.0f} | "
                      f"{r['mpix_per_s']:,.1f} | {100 * r['spread']:.0f}% | {ratio} | "
-                     f"{100 * r['fraction_of_limit']:.1f}% | {r.get('cpu_per_wall', 0):.2f} |")
+                     f"{100 * r['fraction_of_limit']:.1f}% | {_cpu_per_wall(r)} |")
     return "\n".join(lines)
+
+
+def _cpu_per_wall(row: Dict) -> str:
+    """The CPU/wall cell: '-' where every pass was too short for the process clock (measure.MIN_CPU_WALL_S)."""
+    value = row.get("cpu_per_wall", 0)
+    return f"{value:.2f}" if value > 0 else "-"
 
 
 def _find(rows: List[Dict], workload: str, dtype: str, name: str) -> Optional[Dict]:
