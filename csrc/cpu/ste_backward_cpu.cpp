@@ -73,30 +73,62 @@ SimdRecompute simd_recompute(int dtype) {
   }
 }
 
-// queue: the SIMD recompute's (float32), or null for the scalar one, run here block by block.
+// One strip: blocks [bx0, bx1) of block row `by` of image n, its pixel columns [x0, x0 + len) and the rows
+// of its three tensors (both sweeps below).
+template <typename IO>
+struct Strip {
+  const SteBackwardParams& s;
+  int64_t n, by, bx0, bx1, x0, len, rows, os, gs, is;
+  Strip(const SteBackwardParams& s_, int64_t n_, int64_t by_, int64_t bx0_, int64_t bx1_)
+      : s(s_), n(n_), by(by_), bx0(bx0_), bx1(bx1_), x0(bx0_ * 8),
+        len((bx1_ * 8 < s_.p.w ? bx1_ * 8 : s_.p.w) - bx0_ * 8), rows(block_rows(s_.p, BlockCoord{n_, by_, bx0_})),
+        os(s_.output_stride[4]), gs(s_.p.out_stride[4]), is(s_.p.grad_in_stride[3]) {}
+  const IO* output_row(int64_t k, int64_t ch, int64_t y) const {
+    return static_cast<const IO*>(s.output) + offset5(s.output_stride, k, n, ch, y, x0);
+  }
+  const IO* grad_row(int64_t k, int64_t ch, int64_t y) const {
+    return static_cast<const IO*>(s.p.grad_output) + offset5(s.p.out_stride, k, n, ch, y, x0);
+  }
+  IO* grad_in_row(int64_t ch, int64_t y) const {
+    return static_cast<IO*>(s.p.grad_input) + offset4(s.p.grad_in_stride, n, ch, y, x0);
+  }
+  template <typename T>
+  void store(const T* acc, int64_t ch, int64_t y) const {
+    IO* dst = grad_in_row(ch, y);
+    if (is == 1) {
+      for (int64_t x = 0; x < len; ++x) dst[x] = IO(acc[x]);
+    } else {
+      for (int64_t x = 0; x < len; ++x) dst[x * is] = IO(acc[x]);
+    }
+  }
+};
+
+// A block that needs its decoded pixels: queued for the SIMD recompute (float32), or recomputed here.
+template <typename IO, typename T>
+void recompute(const SteBackwardParams& s, RecomputeQueue* queue, BlockCoord b) {
+  if (queue) queue->add(b);
+  else ste_recompute_block<IO, T>(s, b);
+}
+
+// The strip without a clamp summary. One sweep over its rows: the clamp test (one flag per pixel column,
+// ORed over the levels, channels and rows) and the pass-through sum over the levels (ste_pass_row's
+// arithmetic: T(0) plus each level in increasing order), stored for every block; blocks whose flag is set
+// are then overwritten by the recompute. Long contiguous loops, which the compiler vectorizes.
 template <typename IO, typename T>
 void ste_backward_strip(const SteBackwardParams& s, RecomputeQueue* queue, int64_t n, int64_t by, int64_t bx0,
                         int64_t bx1) {
   const RoundtripParams& p = s.p;
-  // One sweep over the strip's rows: the clamp test (one flag per pixel column, ORed over the levels,
-  // channels and rows) and the pass-through sum over the levels (ste_pass_row's arithmetic: T(0) plus each
-  // level in increasing order), stored for every block; blocks whose flag is set are then overwritten by
-  // the recompute. Long contiguous loops, which the compiler vectorizes.
-  const int64_t x0 = bx0 * 8, len = (bx1 * 8 < p.w ? bx1 * 8 : p.w) - x0;
-  const int64_t os = s.output_stride[4], gs = p.out_stride[4], is = p.grad_in_stride[3];
-  const int64_t rows = block_rows(p, BlockCoord{n, by, bx0});
-  const IO* out = static_cast<const IO*>(s.output);
-  const IO* gout = static_cast<const IO*>(p.grad_output);
-  IO* gin = static_cast<IO*>(p.grad_input);
+  const Strip<IO> st(s, n, by, bx0, bx1);
+  const int64_t len = st.len, os = st.os, gs = st.gs;
   int32_t column[kStripBlocks * 8] = {};  // 32-bit flags: the same lane width as float, no packing
   T acc[kStripBlocks * 8];
   for (int64_t ch = 0; ch < p.c; ++ch)
-    for (int64_t r = 0; r < rows; ++r) {
+    for (int64_t r = 0; r < st.rows; ++r) {
       const int64_t y = by * 8 + r;
-      if (p.levels == 1 && os == 1 && gs == 1 && is == 1) {  // the common case in one loop
-        const IO* orow = out + offset5(s.output_stride, 0, n, ch, y, x0);
-        const IO* grow = gout + offset5(p.out_stride, 0, n, ch, y, x0);
-        IO* dst = gin + offset4(p.grad_in_stride, n, ch, y, x0);
+      if (p.levels == 1 && os == 1 && gs == 1 && st.is == 1) {  // the common case in one loop
+        const IO* orow = st.output_row(0, ch, y);
+        const IO* grow = st.grad_row(0, ch, y);
+        IO* dst = st.grad_in_row(ch, y);
         int32_t row_needs = 0;  // most rows lie strictly inside (0, 1): a reduction, no per-column stores
         for (int64_t x = 0; x < len; ++x) row_needs |= int32_t(output_needs_pixel(orow[x]));
         if (row_needs)
@@ -106,8 +138,8 @@ void ste_backward_strip(const SteBackwardParams& s, RecomputeQueue* queue, int64
       }
       for (int64_t x = 0; x < len; ++x) acc[x] = T(0);
       for (int64_t k = 0; k < p.levels; ++k) {
-        const IO* orow = out + offset5(s.output_stride, k, n, ch, y, x0);
-        const IO* grow = gout + offset5(p.out_stride, k, n, ch, y, x0);
+        const IO* orow = st.output_row(k, ch, y);
+        const IO* grow = st.grad_row(k, ch, y);
         if (os == 1) {
           for (int64_t x = 0; x < len; ++x) column[x] |= int32_t(output_needs_pixel(orow[x]));
         } else {
@@ -119,23 +151,12 @@ void ste_backward_strip(const SteBackwardParams& s, RecomputeQueue* queue, int64
           for (int64_t x = 0; x < len; ++x) acc[x] = acc[x] + T(grow[x * gs]);
         }
       }
-      IO* dst = gin + offset4(p.grad_in_stride, n, ch, y, x0);
-      if (is == 1) {
-        for (int64_t x = 0; x < len; ++x) dst[x] = IO(acc[x]);
-      } else {
-        for (int64_t x = 0; x < len; ++x) dst[x * is] = IO(acc[x]);
-      }
+      st.store(acc, ch, y);
     }
-  bool needs[kStripBlocks];
   for (int64_t bx = bx0; bx < bx1; ++bx) {
     int any = s.always_recompute ? 1 : 0;
     for (int64_t x = (bx - bx0) * 8; x < (bx - bx0) * 8 + 8 && x < len; ++x) any |= column[x];
-    needs[bx - bx0] = any != 0;
-  }
-  for (int64_t bx = bx0; bx < bx1; ++bx) {
-    if (!needs[bx - bx0]) continue;
-    if (queue) queue->add(BlockCoord{n, by, bx});
-    else ste_recompute_block<IO, T>(s, BlockCoord{n, by, bx});
+    if (any) recompute<IO, T>(s, queue, BlockCoord{n, by, bx});
   }
 }
 
@@ -146,21 +167,17 @@ template <typename IO, typename T>
 void ste_backward_strip_summary(const SteBackwardParams& s, RecomputeQueue* queue, int64_t n, int64_t by,
                                 int64_t bx0, int64_t bx1) {
   const RoundtripParams& p = s.p;
-  const int64_t x0 = bx0 * 8, len = (bx1 * 8 < p.w ? bx1 * 8 : p.w) - x0;
-  const int64_t os = s.output_stride[4], gs = p.out_stride[4], is = p.grad_in_stride[3];
-  const int64_t rows = block_rows(p, BlockCoord{n, by, bx0});
-  const IO* out = static_cast<const IO*>(s.output);
-  const IO* gout = static_cast<const IO*>(p.grad_output);
-  IO* gin = static_cast<IO*>(p.grad_input);
+  const Strip<IO> st(s, n, by, bx0, bx1);
+  const int64_t len = st.len, os = st.os, gs = st.gs;
   int source[kStripBlocks];  // of the level being summed
   T acc[kStripBlocks * 8];
   for (int64_t ch = 0; ch < p.c; ++ch)
-    for (int64_t r = 0; r < rows; ++r) {
+    for (int64_t r = 0; r < st.rows; ++r) {
       const int64_t y = by * 8 + r;
       for (int64_t x = 0; x < len; ++x) acc[x] = T(0);
       for (int64_t k = 0; k < p.levels; ++k) {
-        const IO* orow = out + offset5(s.output_stride, k, n, ch, y, x0);
-        const IO* grow = gout + offset5(p.out_stride, k, n, ch, y, x0);
+        const IO* orow = st.output_row(k, ch, y);
+        const IO* grow = st.grad_row(k, ch, y);
         bool masked = false;
         for (int64_t bx = bx0; bx < bx1; ++bx) {
           source[bx - bx0] = ste_mask_source(s, BlockCoord{n, by, bx}, k);
@@ -185,18 +202,11 @@ void ste_backward_strip_summary(const SteBackwardParams& s, RecomputeQueue* queu
           }
         }
       }
-      IO* dst = gin + offset4(p.grad_in_stride, n, ch, y, x0);
-      if (is == 1) {
-        for (int64_t x = 0; x < len; ++x) dst[x] = IO(acc[x]);
-      } else {
-        for (int64_t x = 0; x < len; ++x) dst[x * is] = IO(acc[x]);
-      }
+      st.store(acc, ch, y);
     }
   for (int64_t bx = bx0; bx < bx1; ++bx) {
     const BlockCoord b{n, by, bx};
-    if (!s.always_recompute && !ste_block_needs_pixels<IO>(s, b)) continue;
-    if (queue) queue->add(b);
-    else ste_recompute_block<IO, T>(s, b);
+    if (s.always_recompute || ste_block_needs_pixels<IO>(s, b)) recompute<IO, T>(s, queue, b);
   }
 }
 
