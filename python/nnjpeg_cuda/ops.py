@@ -1,9 +1,10 @@
-"""The torch ops ``nnjpeg::roundtrip`` (and ``nnjpeg::roundtrip_out``), ``nnjpeg::roundtrip_backward`` and
-``nnjpeg::roundtrip_backward_ste``.
+"""The torch ops ``nnjpeg::roundtrip`` (with ``nnjpeg::roundtrip_out`` and ``nnjpeg::roundtrip_ste``),
+``nnjpeg::roundtrip_backward`` and ``nnjpeg::roundtrip_backward_ste``.
 
 Registered with ``torch.library.custom_op``: each has a fake implementation (so ``torch.compile`` traces
-through it without running it) and the forward has autograd (``nnjpeg::roundtrip_out``, the same forward into
-a caller's tensor, has none). CPU and CUDA tensors run the compiled
+through it without running it) and the forwards have autograd (but ``nnjpeg::roundtrip_out``, the same
+forward into a caller's tensor; ``nnjpeg::roundtrip_ste`` is the CPU "ste" forward that also returns the
+clamp summary its backward uses). CPU and CUDA tensors run the compiled
 kernels; tensors on other devices (or a build without the CUDA kernels) fall back to the pure-PyTorch
 reference, with the same semantics.
 
@@ -169,9 +170,8 @@ def roundtrip_levels_out(images: Tensor, steps: Tensor, subsampling: str, color:
                          out: Tensor) -> None:
     """``nnjpeg::roundtrip`` into a caller's (K, N, C, H, W) tensor ``out`` (any strides, no autograd).
 
-    A reused ``out`` skips the page faults of a fresh output: on the CPU a large float32 one is then
-    written with streaming stores (csrc/cpu/streaming_stores.h). ``out`` must not overlap ``images``; after
-    a ValueError (invalid pixels) its contents are unspecified.
+    A reused ``out`` skips allocating and zeroing a fresh output (csrc/cpu/output_pages.h). ``out`` must not
+    overlap ``images``; after a ValueError (invalid pixels) its contents are unspecified.
     """
     _check_op_args(images, steps, subsampling, color, grad)
     _check_out(images, steps, out)
