@@ -51,8 +51,9 @@ class JPEG(nn.Module):
         x, unbatched = codec._as_batch(images)
         steps = self.steps.to(x.device)
         steps = (steps.expand(x.shape[0], 2, 8, 8) if steps.dim() == 3 else steps).unsqueeze(0)
+        # squeeze, not [0], as in codec.roundtrip: the backward of [0] zero-fills and copies a K-level gradient.
         out = codec.ops.forward_levels(codec._kernel_dtype(x), steps, self.subsampling, self.color, self.grad,
-                                       self.validate)[0].to(x.dtype)
+                                       self.validate).squeeze(0).to(x.dtype)
         return out[0] if unbatched else out
 
     def extra_repr(self) -> str:
