@@ -26,13 +26,15 @@ def _steps(n: int) -> torch.Tensor:
 
 
 @pytest.mark.skipif(not SIMD, reason="no SIMD path in this build")
-@pytest.mark.parametrize("shape", [(3, 3, 37, 53), (2, 1, 8, 8), (5, 3, 16, 136), (1, 3, 1, 1), (2, 3, 9, 300)])
-def test_kernel_range_equals_aminmax(isa, shape):
+@pytest.mark.parametrize("shape", [(3, 3, 37, 53), (2, 1, 8, 8), (5, 3, 16, 136), (1, 3, 1, 1), (2, 3, 9, 300),
+                                   (6, 3, 72, 40)])  # the last: 4:2:0 image by image (roundtrip_cpu.cpp)
+@pytest.mark.parametrize("subsampling", ["4:4:4", "4:2:0"])
+def test_kernel_range_equals_aminmax(isa, shape, subsampling):
     isa(SIMD[-1])
     gen = torch.Generator().manual_seed(sum(shape))
     x = torch.rand(shape, generator=gen) * 1.4 - 0.2  # out of range on purpose: only the reported range matters
     out = ops.empty_levels(x, 1)
-    seen = _kernel.forward(x, _steps(shape[0]), out, "4:4:4", "ycbcr", "bpda", want_range=True)
+    seen = _kernel.forward(x, _steps(shape[0]), out, subsampling, "ycbcr", "bpda", want_range=True)
     lo, hi = torch.aminmax(x)
     assert seen == (lo.item(), hi.item())
 

@@ -19,13 +19,14 @@
 namespace nnjpeg {
 namespace cpu {
 
-// Below this many items a single thread is faster than starting workers.
+// Below this many items per thread a single thread is faster than starting workers (items of a few blocks;
+// callers whose items are large, e.g. whole images, pass a smaller minimum).
 constexpr int64_t kMinItemsPerThread = 16;
 
 template <typename F>
-void parallel_for(int64_t items, int num_threads, const F& body) {
+void parallel_for(int64_t items, int num_threads, const F& body, int64_t min_items_per_thread = kMinItemsPerThread) {
   int64_t threads = num_threads < 1 ? 1 : num_threads;
-  if (threads > items / kMinItemsPerThread) threads = items / kMinItemsPerThread;
+  if (threads > items / min_items_per_thread) threads = items / min_items_per_thread;
   if (threads <= 1) {
     for (int64_t i = 0; i < items; ++i) body(i);
     return;
@@ -62,13 +63,10 @@ void parallel_for(int64_t items, int num_threads, const F& body) {
 }
 
 // Runs body(share) for share in [0, shares), each share one coarse task (e.g. a contiguous part of a memory
-// range per thread): parallel_for over shares * kMinItemsPerThread items, the first of each share's items
-// doing its work, so that up to `shares` threads start; a thread that starts late finds the shares taken.
+// range per thread), on up to `shares` threads; a thread that starts late finds the shares taken.
 template <typename F>
 void parallel_shares(int shares, const F& body) {
-  parallel_for(int64_t(shares) * kMinItemsPerThread, shares, [&](int64_t item) {
-    if (item % kMinItemsPerThread == 0) body(int(item / kMinItemsPerThread));
-  });
+  parallel_for(shares, shares, [&](int64_t share) { body(int(share)); }, 1);
 }
 
 }  // namespace cpu

@@ -48,15 +48,23 @@ SimdPath simd_path() {
 }
 
 // The lanes of one group share their tables (they are scalars in the block math): groups cross from one
-// image to the next only when every image has the same tables.
-GroupLayout group_layout(const RoundtripParams& p, int64_t blocks_y, int64_t blocks_x, int lanes) {
+// image to the next only when every image has the same tables (and the caller allows it).
+GroupLayout group_layout(const RoundtripParams& p, int64_t blocks_y, int64_t blocks_x, int lanes,
+                         bool may_span = true) {
   GroupLayout l;
   l.blocks_x = blocks_x;
   l.blocks_per_image = blocks_y * blocks_x;
   l.groups_per_image = (l.blocks_per_image + lanes - 1) / lanes;
-  l.spans_images = p.table_stride_image == 0;
+  l.spans_images = may_span && p.table_stride_image == 0;
   l.groups = l.spans_images ? (p.n * l.blocks_per_image + lanes - 1) / lanes : p.n * l.groups_per_image;
   return l;
+}
+
+// Folds one work item's input range into *all.
+void merge_range(const InputRange& r, InputRange* all) {
+  all->lo = r.lo < all->lo ? r.lo : all->lo;
+  all->hi = r.hi > all->hi ? r.hi : all->hi;
+  all->nan = all->nan || r.nan;
 }
 
 // Runs fn(begin, end, range) over every group of the batch in work items of a few groups. Each group is
@@ -70,11 +78,38 @@ void run_groups(const RoundtripParams& p, const GroupLayout& l, InputRange* all,
     const int64_t begin = item * per_item, end = begin + per_item < groups ? begin + per_item : groups;
     fn(begin, end, all ? &ranges[size_t(item)] : nullptr);
   });
-  for (const InputRange& r : ranges) {
-    all->lo = r.lo < all->lo ? r.lo : all->lo;
-    all->hi = r.hi > all->hi ? r.hi : all->hi;
-    all->nan = all->nan || r.nan;
-  }
+  for (const InputRange& r : ranges) merge_range(r, all);
+}
+
+// 4:2:0 on a batch of large images: one image per work item, its chroma and luma groups interleaved, each
+// luma group as soon as the chroma rows its upsampling reads are decoded. The luma phase then reads input
+// rows and decoded chroma the chroma phase has just touched, from the cache, where the two phases over the
+// whole batch read the input from memory twice (W3 float32: one pass measured 61 ms, two phases 32 ms more
+// than 4:4:4). Same groups, same arithmetic: the order of groups never changes a result.
+bool interleaved_420(const RoundtripParams& p, const Geometry& g, const SimdPath& path, InputRange* all) {
+  if (p.h < 64 || p.n < 2 * int64_t(p.num_threads < 1 ? 1 : p.num_threads)) return false;
+  const GroupLayout luma = group_layout(p, g.blocks_y, g.blocks_x, path.lanes, false);
+  const GroupLayout chroma = group_layout(p, g.chroma_h / 8, g.chroma_w / 8, path.lanes, false);
+  const int64_t chroma_rows = g.chroma_h / 8, lanes = path.lanes;
+  std::vector<InputRange> ranges(all ? size_t(p.n) : 0, InputRange{INFINITY, -INFINITY, false});
+  parallel_for(p.n, p.num_threads, [&](int64_t n) {
+    int64_t chroma_done = 0;  // chroma groups [0, chroma_done) of image n are decoded
+    for (int64_t i = 0; i < luma.groups_per_image; ++i) {
+      const int64_t last = ((i + 1) * lanes < luma.blocks_per_image ? (i + 1) * lanes : luma.blocks_per_image) - 1;
+      // Luma block row r upsamples chroma sample rows 4r - 1 .. 4r + 4: chroma block rows up to (r + 1) / 2.
+      int64_t row = (last / luma.blocks_x + 1) / 2;
+      row = row < chroma_rows ? row : chroma_rows - 1;
+      const int64_t need = ((row + 1) * chroma.blocks_x + lanes - 1) / lanes;
+      if (need > chroma_done) {
+        path.chroma_420(p, chroma, n * chroma.groups_per_image + chroma_done, n * chroma.groups_per_image + need);
+        chroma_done = need;
+      }
+      path.luma_420(p, luma, n * luma.groups_per_image + i, n * luma.groups_per_image + i + 1,
+                    all ? &ranges[size_t(n)] : nullptr);
+    }
+  }, 1);  // an image is a large item
+  for (const InputRange& r : ranges) merge_range(r, all);
+  return true;
 }
 
 // The SIMD forward (4:4:4 and 4:2:0, uint8/float32); false when the scalar path must run instead. Float32
@@ -86,10 +121,12 @@ bool simd_forward(const RoundtripParams& p, const Geometry& g) {
   InputRange all{INFINITY, -INFINITY, false};
   const GroupLayout luma = group_layout(p, g.blocks_y, g.blocks_x, path.lanes);
   if (uses_420(p)) {
-    const GroupLayout chroma = group_layout(p, g.chroma_h / 8, g.chroma_w / 8, path.lanes);
-    run_groups(p, chroma, nullptr, [&](int64_t b, int64_t e, InputRange*) { path.chroma_420(p, chroma, b, e); });
-    run_groups(p, luma, fold_range ? &all : nullptr,
-               [&](int64_t b, int64_t e, InputRange* r) { path.luma_420(p, luma, b, e, r); });
+    if (!interleaved_420(p, g, path, fold_range ? &all : nullptr)) {  // small images or few of them: two phases
+      const GroupLayout chroma = group_layout(p, g.chroma_h / 8, g.chroma_w / 8, path.lanes);
+      run_groups(p, chroma, nullptr, [&](int64_t b, int64_t e, InputRange*) { path.chroma_420(p, chroma, b, e); });
+      run_groups(p, luma, fold_range ? &all : nullptr,
+                 [&](int64_t b, int64_t e, InputRange* r) { path.luma_420(p, luma, b, e, r); });
+    }
   } else {
     run_groups(p, luma, fold_range ? &all : nullptr,
                [&](int64_t b, int64_t e, InputRange* r) { path.forward(p, luma, b, e, r); });
