@@ -24,6 +24,7 @@ namespace cpu {
 
 // Outputs at least this large are populated before the kernel runs (and may take streaming stores).
 constexpr int64_t kLargeOutputBytes = int64_t(32) << 20;
+constexpr uintptr_t kHugePageBytes = uintptr_t(1) << 21;  // a transparent huge page
 
 inline int64_t element_size(int dtype) { return dtype == kUInt8 ? 1 : dtype == kFloat32 ? 4 : 8; }
 
@@ -60,10 +61,9 @@ inline bool pages_resident(const void* base, int64_t bytes) {
 // Huge pages (2 MiB instead of 4 KiB) for a large buffer: cheaper first-touch faults. A hint only.
 inline void advise_huge_pages(const void* base, int64_t bytes) {
 #if defined(__linux__) && defined(MADV_HUGEPAGE)
-  constexpr uintptr_t kHuge = uintptr_t(1) << 21;
-  if (bytes < int64_t(4 * kHuge)) return;
-  const uintptr_t begin = (reinterpret_cast<uintptr_t>(base) + kHuge - 1) & ~(kHuge - 1);
-  const uintptr_t end = (reinterpret_cast<uintptr_t>(base) + uintptr_t(bytes)) & ~(kHuge - 1);
+  if (bytes < int64_t(4 * kHugePageBytes)) return;
+  const uintptr_t begin = (reinterpret_cast<uintptr_t>(base) + kHugePageBytes - 1) & ~(kHugePageBytes - 1);
+  const uintptr_t end = (reinterpret_cast<uintptr_t>(base) + uintptr_t(bytes)) & ~(kHugePageBytes - 1);
   if (end > begin) madvise(reinterpret_cast<void*>(begin), end - begin, MADV_HUGEPAGE);
 #else
   (void)base, (void)bytes;
@@ -84,9 +84,8 @@ inline void prepare_output(const void* base, const int64_t* strides, const int64
   const uintptr_t page = uintptr_t(sysconf(_SC_PAGESIZE));
   const uintptr_t begin = reinterpret_cast<uintptr_t>(base) & ~(page - 1);
   const uintptr_t end = reinterpret_cast<uintptr_t>(base) + uintptr_t(bytes);
-  constexpr uintptr_t kHuge = uintptr_t(1) << 21;
   const int shares = num_threads < 1 ? 1 : num_threads;
-  const uintptr_t share = ((end - begin) / uintptr_t(shares) + kHuge - 1) & ~(kHuge - 1);
+  const uintptr_t share = ((end - begin) / uintptr_t(shares) + kHugePageBytes - 1) & ~(kHugePageBytes - 1);
   parallel_shares(shares, [&](int i) {
     const uintptr_t lo = begin + uintptr_t(i) * share, hi = lo + share < end ? lo + share : end;
     if (lo < hi) madvise(reinterpret_cast<void*>(lo), size_t(hi - lo), MADV_POPULATE_WRITE);

@@ -23,7 +23,8 @@ inline bool use_streaming_stores(const RoundtripParams& p) {
   for (int d = 0; d < 4; ++d)
     if (p.out_stride[d] % 8 != 0) return false;
   if (reinterpret_cast<uintptr_t>(p.output) % 32 != 0) return false;
-  const int64_t bytes = p.levels * p.n * p.c * p.h * p.w * int64_t(sizeof(float));
+  const int64_t sizes[5] = {p.levels, p.n, p.c, p.h, p.w};
+  const int64_t bytes = extent_bytes(p.out_stride, sizes, 5, int64_t(sizeof(float)));
   return bytes >= kLargeOutputBytes && pages_resident(p.output, bytes);
 }
 
