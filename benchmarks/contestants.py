@@ -201,10 +201,12 @@ def _reference(batch: torch.Tensor, device: str) -> Callable:
 
 
 def _ours(subsampling: str = "4:4:4", grad: Optional[str] = None, multi: bool = False,
-          validate: bool = True, reuse_out: bool = False) -> Callable:
+          validate: bool = True, reuse_out: bool = False, cpu_cache: bool = True) -> Callable:
     def prepare(batch, device):
         import nnjpeg_cuda
 
+        if not cpu_cache and device != "cpu":
+            raise Skip("the CPU output cache serves CPU results only")
         x = batch.to(device)
         # reuse_out: one output buffer for every call (out=), as a loop that keeps its buffer would
         out = (torch.empty((len(MULTI_QUALITIES), *x.shape) if multi else x.shape, dtype=x.dtype, device=device)
@@ -217,6 +219,8 @@ def _ours(subsampling: str = "4:4:4", grad: Optional[str] = None, multi: bool = 
             return nnjpeg_cuda.roundtrip(inp, QUALITY, subsampling=subsampling, grad=grad or "bpda",
                                          validate=validate, out=out)
 
+        if grad is None and not cpu_cache:
+            return lambda: _without_cpu_cache(lambda: forward(x))
         if grad is None:
             return lambda: forward(x)
 
@@ -233,6 +237,22 @@ def _ours(subsampling: str = "4:4:4", grad: Optional[str] = None, multi: bool = 
     return prepare
 
 
+def _without_cpu_cache(fn: Callable):
+    """fn() with the CPU output cache off: its output is fresh memory, as every result was before the cache.
+
+    The previous call's result, cached when it was freed, is unmapped here, inside the timed pass, as it would
+    have been when freed without the cache.
+    """
+    import nnjpeg_cuda
+
+    limit = nnjpeg_cuda.cpu_cache_info()["limit_bytes"]
+    nnjpeg_cuda.set_cpu_cache_limit(0)
+    try:
+        return fn()
+    finally:
+        nnjpeg_cuda.set_cpu_cache_limit(limit)
+
+
 def build_contestants(device: str) -> List[Contestant]:
     """All contestants, peers first, then the reference, then our kernel's variants."""
     cores = os.cpu_count() or 1
@@ -247,6 +267,7 @@ def build_contestants(device: str) -> List[Contestant]:
         Contestant("ours fwd", _ours(), ours=True, group="ours", library="ours"),
         Contestant("ours fwd, validate=False", _ours(validate=False), group="ours", library="ours"),
         Contestant("ours fwd, out= (reused output)", _ours(reuse_out=True), group="ours", library="ours"),
+        Contestant("ours fwd, CPU cache off (fresh output)", _ours(cpu_cache=False), group="ours", library="ours"),
         Contestant("ours fwd 4:2:0", _ours("4:2:0"), group="ours", library="ours", subsampling="4:2:0"),
         Contestant("ours fwd+bwd bpda", _ours(grad="bpda"), dtypes=floats, backward=True, group="ours",
                    library="ours"),

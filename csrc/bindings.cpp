@@ -17,6 +17,7 @@
 #include "nnjpeg/dispatch.h"
 #include "nnjpeg/ste_backward.h"
 #include "nnjpeg/tile_444.h"
+#include "cpu/output_cache.h"
 
 namespace py = pybind11;
 using nnjpeg::RoundtripParams;
@@ -174,6 +175,26 @@ void emulate_cuda_tile_forward(const RoundtripParams& p) {
   });
 }
 
+// A block of the CPU output cache (cpu/output_cache.h) as a writable Python buffer: torch.frombuffer keeps
+// this object alive as long as a tensor uses the memory, and its destruction gives the block back.
+class CachedBlock {
+ public:
+  explicit CachedBlock(int64_t bytes) : bytes_(bytes) {
+    require(bytes >= 0, "cached block size must be >= 0");
+    base_ = nnjpeg::cpu::output_cache_acquire(bytes, &block_bytes_);
+  }
+  CachedBlock(const CachedBlock&) = delete;
+  CachedBlock& operator=(const CachedBlock&) = delete;
+  ~CachedBlock() { nnjpeg::cpu::output_cache_release(base_, block_bytes_); }
+  py::buffer_info buffer() {
+    return py::buffer_info(base_, 1, py::format_descriptor<uint8_t>::format(), 1, {bytes_}, {int64_t(1)}, false);
+  }
+
+ private:
+  int64_t bytes_, block_bytes_ = 0;
+  void* base_ = nullptr;
+};
+
 PYBIND11_MODULE(_C, m) {
   m.doc() = "nnjpeg_cuda kernels (raw pointers; use nnjpeg_cuda.roundtrip instead)";
   m.def("cuda_built", &nnjpeg::cuda::built, "True when the CUDA kernels are compiled into this build.");
@@ -286,6 +307,31 @@ PYBIND11_MODULE(_C, m) {
       },
       py::arg("output"), py::arg("shape"), py::arg("levels"), py::arg("out_strides"), py::arg("dtype"),
       "Whether the CPU forward would store this output with streaming stores (large, aligned, pages resident).");
+  py::class_<CachedBlock>(m, "CachedBlock", py::buffer_protocol(),
+                          "A block of the CPU output cache as a writable buffer (nnjpeg_cuda.cpu_cache).")
+      .def(py::init<int64_t>(), py::arg("bytes"))
+      .def_buffer(&CachedBlock::buffer);
+  m.attr("cpu_cache_min_bytes") = nnjpeg::cpu::kCachedMinBytes;
+  m.def(
+      "cpu_cache_stats",
+      [] {
+        const nnjpeg::cpu::OutputCacheStats st = nnjpeg::cpu::output_cache_stats();
+        py::dict d;
+        d["cached_bytes"] = st.cached_bytes;
+        d["limit_bytes"] = st.limit_bytes;
+        d["hits"] = st.hits;
+        d["misses"] = st.misses;
+        return d;
+      },
+      "The CPU output cache: bytes held, limit, hits and misses.");
+  m.def("cpu_cache_empty", &nnjpeg::cpu::output_cache_empty, "Unmap every block the CPU output cache holds.");
+  m.def(
+      "cpu_cache_set_limit",
+      [](int64_t bytes) {
+        require(bytes >= 0, "the CPU cache limit must be >= 0 bytes");
+        nnjpeg::cpu::output_cache_set_limit(bytes);
+      },
+      py::arg("bytes"), "Set the CPU output cache's limit in bytes (0 turns it off) and trim the cache to it.");
   m.def("cuda_grid_visits", &cuda_grid_visits, py::arg("items"), py::arg("max_blocks") = nnjpeg::kMaxGridBlocks,
         "Host replay of the CUDA grid-stride loop: visits per item (each must be 1).");
 }

@@ -198,6 +198,7 @@ _CHILD = textwrap.dedent(r"""
             x = x.to(dtype) / 255
         if spec.get("channels_last"):
             x = x.contiguous(memory_format=torch.channels_last)
+        nj.empty_cpu_cache()  # the previous spec's freed output goes back to the OS: each spec maps its own
         open("/proc/self/clear_refs", "w").write("5")  # reset the peak (VmHWM) to the current RSS
         before = status_kib("VmRSS:")
         if spec["levels"] == 1:

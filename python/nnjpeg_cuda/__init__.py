@@ -11,10 +11,12 @@ from . import arrays, ops, reference, tables
 from ._kernel import cuda_built, extension_available
 from ._version import __version__
 from .codec import roundtrip, roundtrip_multi
+from .cpu_cache import cpu_cache_info, empty_cpu_cache, set_cpu_cache_limit
 from .transforms import JPEG, RandomJPEG
 
 __all__ = ["roundtrip", "roundtrip_multi", "JPEG", "RandomJPEG", "tables", "reference", "ops", "arrays",
-           "cuda_built", "extension_available", "__version__"]
+           "cuda_built", "extension_available", "cpu_cache_info", "empty_cpu_cache", "set_cpu_cache_limit",
+           "__version__"]
 
 _LAZY_SUBMODULES = ("datasets", "models", "defence")
 

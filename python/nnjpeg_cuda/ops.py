@@ -19,7 +19,7 @@ from typing import Optional, Tuple
 import torch
 from torch import Tensor
 
-from . import _kernel, reference
+from . import _kernel, cpu_cache, reference
 
 __all__ = ["roundtrip_levels", "roundtrip_levels_out", "roundtrip_ste", "forward_levels", "roundtrip_backward",
            "roundtrip_backward_ste", "SUBSAMPLINGS", "COLORS", "GRADS"]
@@ -87,12 +87,27 @@ def _check_step_values(steps: Tensor) -> None:
             raise ValueError("quantization steps must be finite and >= 1")
 
 
-def empty_levels(images: Tensor, levels: int) -> Tensor:
-    """Uninitialised (K, N, C, H, W) output whose levels keep the input's memory format."""
+def empty_levels(images: Tensor, levels: int, cached: bool = False) -> Tensor:
+    """Uninitialised (K, N, C, H, W) output whose levels keep the input's memory format.
+
+    cached: a CPU output comes from the CPU output cache (``cpu_cache.py``; the real implementations).
+    """
     n, c, h, w = images.shape
-    if images.is_contiguous(memory_format=torch.channels_last) and not images.is_contiguous():
-        return images.new_empty((levels, n, h, w, c)).permute(0, 1, 4, 2, 3)
-    return images.new_empty((levels, n, c, h, w))
+    channels_last = images.is_contiguous(memory_format=torch.channels_last) and not images.is_contiguous()
+    shape = (levels, n, h, w, c) if channels_last else (levels, n, c, h, w)
+    out = _empty(images, shape, cached)
+    return out.permute(0, 1, 4, 2, 3) if channels_last else out
+
+
+def _empty(images: Tensor, shape: Tuple[int, ...], cached: bool) -> Tensor:
+    if cached and images.device.type == "cpu":
+        return cpu_cache.empty(shape, images.dtype)
+    return images.new_empty(shape)
+
+
+def empty_grad_in(images: Tensor) -> Tensor:
+    """Uninitialised contiguous gradient for images (a CPU one from the CPU output cache)."""
+    return _empty(images, tuple(images.shape), cached=True)
 
 
 def _reference_forward(images: Tensor, steps: Tensor, subsampling: str, color: str, grad: str) -> Tensor:
@@ -134,7 +149,7 @@ def roundtrip_levels(images: Tensor, steps: Tensor, subsampling: str, color: str
                      validate: bool) -> Tensor:
     """(N, C, H, W) images and (K, N, 2, 8, 8) steps -> (K, N, C, H, W) round-tripped images."""
     _check_op_args(images, steps, subsampling, color, grad)
-    out = empty_levels(images, steps.shape[0])
+    out = empty_levels(images, steps.shape[0], cached=True)
     _forward_into(images, steps, out, subsampling, color, grad, validate)
     return out
 
@@ -226,7 +241,7 @@ def roundtrip_backward(grad_out: Tensor, images: Tensor, steps: Tensor, subsampl
         raise TypeError("gradients need floating-point images")
     if not kernel_has_backward(images, subsampling, color):
         raise ValueError(f"no backward kernel for {images.device.type} tensors (CPU and CUDA only)")
-    grad_in = torch.empty_like(images, memory_format=torch.contiguous_format)
+    grad_in = empty_grad_in(images)
     if images.shape[0]:
         _kernel.backward(grad_out.to(images.dtype), images, steps, grad_in, subsampling, color, grad)
     return grad_in
@@ -263,7 +278,7 @@ def roundtrip_ste(images: Tensor, steps: Tensor, subsampling: str, color: str, v
         raise TypeError("gradients need floating-point images")
     if not _summarizes(images, subsampling, color):
         raise ValueError("nnjpeg::roundtrip_ste takes CPU images without 4:2:0; use nnjpeg::roundtrip")
-    out = empty_levels(images, steps.shape[0])
+    out = empty_levels(images, steps.shape[0], cached=True)
     summary = torch.empty(clamp_summary_shape(images, steps.shape[0]), dtype=torch.uint8)
     _forward_into(images, steps, out, subsampling, color, "ste", validate, clamp_summary=summary)
     return out, summary
@@ -350,7 +365,7 @@ def roundtrip_backward_ste(grad_out: Tensor, output: Tensor, images: Tensor, ste
     _check_ste_args(grad_out, output, images, steps, subsampling, color, clamp_summary)
     if not _kernel.has_kernel(images.device):
         raise ValueError(f"no backward kernel for {images.device.type} tensors (CPU and CUDA only)")
-    grad_in = torch.empty_like(images, memory_format=torch.contiguous_format)
+    grad_in = empty_grad_in(images)
     if images.shape[0]:
         summary = None if clamp_summary is None else clamp_summary.contiguous()
         _kernel.backward_ste(grad_out.to(images.dtype), output, images, steps, grad_in, subsampling, color,
