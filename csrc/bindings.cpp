@@ -307,6 +307,19 @@ PYBIND11_MODULE(_C, m) {
       },
       py::arg("output"), py::arg("shape"), py::arg("levels"), py::arg("out_strides"), py::arg("dtype"),
       "Whether the CPU forward would store this output with streaming stores (large, aligned, pages resident).");
+  m.def(
+      "cpu_streams_grad_input",
+      [](uintptr_t grad_input, std::array<int64_t, 4> shape, std::array<int64_t, 4> grad_in_strides, int dtype) {
+        // Only the address is looked at (mincore on three of its pages), never dereferenced.
+        RoundtripParams p;
+        p.grad_input = reinterpret_cast<void*>(grad_input);
+        p.n = shape[0], p.c = shape[1], p.h = shape[2], p.w = shape[3];
+        for (int d = 0; d < 4; ++d) p.grad_in_stride[d] = grad_in_strides[d];
+        p.dtype = dtype;
+        return nnjpeg::cpu::streams_grad_input(p);
+      },
+      py::arg("grad_input"), py::arg("shape"), py::arg("grad_in_strides"), py::arg("dtype"),
+      "Whether the CPU \"ste\" backward would store this gradient with streaming stores (as cpu_streams_output).");
   py::class_<CachedBlock>(m, "CachedBlock", py::buffer_protocol(),
                           "A block of the CPU output cache as a writable buffer (nnjpeg_cuda.cpu_cache).")
       .def(py::init<int64_t>(), py::arg("bytes"))

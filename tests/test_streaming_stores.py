@@ -95,3 +95,45 @@ def test_populating_an_output_leaves_its_neighbours_alone(photos):
     nj.roundtrip(x, 60, out=out)
     assert torch.equal(buf[:1024], torch.full((1024,), 7.0)) and torch.equal(buf[-1024:], torch.full((1024,), 9.0))
     assert torch.equal(out, nj.roundtrip(x, 60))
+
+
+def _streams_grad(grad_in: torch.Tensor) -> bool:
+    return _C.cpu_streams_grad_input(grad_input=grad_in.data_ptr(), shape=tuple(grad_in.shape),
+                                     grad_in_strides=grad_in.stride(), dtype=_kernel._DTYPE_CODE[grad_in.dtype])
+
+
+@pytest.mark.parametrize("qualities", [[30], [90, 30]])
+@pytest.mark.parametrize("summary", [False, True])
+@pytest.mark.parametrize("always_recompute", [False, True])
+def test_the_ste_backward_streams_a_large_gradient_with_the_same_bits(photos, qualities, summary, always_recompute):
+    # The "ste" backward (csrc/cpu/ste_backward_cpu.cpp) streams a large float32 gradient, also where a
+    # recomputed block then overwrites what its strip streamed. Oracle: the same backward into a gradient
+    # 4 bytes off 32-byte alignment (plain stores), and one image at a time (far below the threshold).
+    x = ((_large_batch(photos) - 0.5) * 1.6 + 0.5).clamp(0, 1)  # stretched: many clamped blocks
+    n = x.shape[0]
+    steps = tables.level_tables(qualities, "standard", n).contiguous()
+    y, clamp_summary = ops.roundtrip_ste(x, steps, "4:4:4", "ycbcr", True)
+    assert bool((clamp_summary & 1).any())
+    g = torch.randn(y.shape, generator=torch.Generator().manual_seed(21))
+    kwargs = dict(always_recompute=always_recompute, clamp_summary=clamp_summary if summary else None)
+    streamed = torch.empty_like(x).fill_(-1.0)  # resident pages
+    assert streamed.numel() * 4 >= STREAMING_MIN_BYTES and _streams_grad(streamed)
+    _kernel.backward_ste(g, y, x, steps, streamed, "4:4:4", "ycbcr", **kwargs)
+    plain = torch.empty(x.numel() + 1)[1:].view(x.shape).fill_(-1.0)
+    assert not _streams_grad(plain)
+    _kernel.backward_ste(g, y, x, steps, plain, "4:4:4", "ycbcr", **kwargs)
+    assert torch.equal(streamed, plain)
+    for i in range(0, n, 5):
+        one = torch.empty_like(x[i:i + 1])
+        assert not _streams_grad(one)
+        s = dict(kwargs, clamp_summary=clamp_summary[:, i:i + 1].contiguous() if summary else None)
+        _kernel.backward_ste(g[:, i:i + 1], y[:, i:i + 1], x[i:i + 1], steps[:, i:i + 1], one, "4:4:4", "ycbcr", **s)
+        assert torch.equal(streamed[i:i + 1], one), i
+
+
+def test_only_large_aligned_dense_float32_gradients_with_resident_pages_stream():
+    assert _streams_grad(torch.zeros(12, 3, 512, 512))
+    assert not _streams_grad(torch.zeros(2, 3, 512, 512))  # 6 MiB
+    assert not _streams_grad(torch.zeros(12, 3, 512, 512, dtype=torch.float64))
+    assert not _streams_grad(torch.zeros(12, 512, 512, 3).permute(0, 3, 1, 2))  # channels_last
+    assert not _streams_grad(torch.zeros(12, 3, 512, 516)[..., :512])  # row stride 516: rows off 32-byte boundaries

@@ -15,17 +15,23 @@
 namespace nnjpeg {
 namespace cpu {
 
-// Streaming stores for this forward call: a float32 output of at least kLargeOutputBytes (smaller ones are
-// likely read again while still in the cache) whose rows are whole 32-byte vectors (dense rows, 32-byte
-// aligned) and whose pages are resident (prepare_output populates a fresh one first).
+// Streaming stores into a float32 tensor (element strides `strides`, sizes `sizes`, `dims` dimensions, the
+// last one dense): at least kLargeOutputBytes (smaller ones are likely read again while still in the cache),
+// rows of whole 32-byte vectors (every other stride a multiple of 8 elements, 32-byte aligned) and pages
+// resident (prepare_output populates a fresh buffer first).
+inline bool streamable_float32(int dtype, const void* base, const int64_t* strides, const int64_t* sizes, int dims) {
+  if (dtype != kFloat32 || strides[dims - 1] != 1) return false;
+  for (int d = 0; d + 1 < dims; ++d)
+    if (strides[d] % 8 != 0) return false;
+  if (reinterpret_cast<uintptr_t>(base) % 32 != 0) return false;
+  const int64_t bytes = extent_bytes(strides, sizes, dims, int64_t(sizeof(float)));
+  return bytes >= kLargeOutputBytes && pages_resident(base, bytes);
+}
+
+// Streaming stores for this forward call's output.
 inline bool use_streaming_stores(const RoundtripParams& p) {
-  if (p.dtype != kFloat32 || p.out_stride[4] != 1) return false;
-  for (int d = 0; d < 4; ++d)
-    if (p.out_stride[d] % 8 != 0) return false;
-  if (reinterpret_cast<uintptr_t>(p.output) % 32 != 0) return false;
   const int64_t sizes[5] = {p.levels, p.n, p.c, p.h, p.w};
-  const int64_t bytes = extent_bytes(p.out_stride, sizes, 5, int64_t(sizeof(float)));
-  return bytes >= kLargeOutputBytes && pages_resident(p.output, bytes);
+  return streamable_float32(p.dtype, p.output, p.out_stride, sizes, 5);
 }
 
 }  // namespace cpu

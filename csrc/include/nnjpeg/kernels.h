@@ -23,6 +23,8 @@ std::vector<std::string> supported_isas();
 bool select_isa(const std::string& name);  // "auto" = best supported; false if unknown or unsupported
 // Whether roundtrip_forward(p) stores p.output with streaming stores on the SIMD path (csrc/cpu/streaming_stores.h).
 bool streams_output(const RoundtripParams& p);
+// Whether the CPU "ste" backward would store p.grad_input with streaming stores (the same conditions).
+bool streams_grad_input(const RoundtripParams& p);
 }  // namespace cpu
 
 namespace cuda {
