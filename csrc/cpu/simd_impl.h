@@ -89,6 +89,18 @@ void lane_bases(IO* plane, const Group& g, int64_t sn, int64_t sy, int64_t sx, i
   for (int j = 0; j < kLanes; ++j) base[j] = plane + g.n[j] * sn + g.by[j] * pixels * sy + g.bx[j] * pixels * sx;
 }
 
+// Row r of the group after this one, `after_last` being where row r of this group's last block ends: the
+// blocks that follow in the same block row (past a block row's end, the prefetch is wasted, never wrong).
+// Fetched while this group computes: with 3 x 8 row streams per group the hardware prefetcher falls behind
+// on the AMD EPYC (AVX2) guest: 2 threads, W1 float32 55 -> 51 ms, W3 90 -> 64 ms, W1 uint8 71 -> 67 ms
+// (medians, A/B in one process; two groups ahead or more gained no more). On the Intel AVX-512 guest earlier
+// prefetch variants measured no gain (benchmarks/RESULTS.md); this one is unmeasured there.
+template <typename IO>
+inline void prefetch_next_group_row(const IO* after_last) {
+  const char* row = reinterpret_cast<const char*>(after_last);
+  for (int byte = 0; byte < kLanes * 8 * int(sizeof(IO)); byte += 64) __builtin_prefetch(row + byte);
+}
+
 // Pixels of the group on the 0..255 scale (channels [0, p.c)); with `range` (float input), every pixel of
 // the image that the group covers is folded into it.
 template <typename IO>
@@ -102,6 +114,7 @@ void load_group(const RoundtripParams& p, const Group& g, Vec (*px)[64], InputRa
       lane_bases(in + ch * s[1], g, s[0], s[2], s[3], 8, base);
       for (int r = 0; r < 8; ++r) {
         Vec* row = px[ch] + r * 8;
+        if (s[3] == 1) prefetch_next_group_row(base[kLanes - 1] + r * s[2] + 8);
         load_lane_rows(base, r * s[2], s[3], row);
         if (range)
           for (int c = 0; c < 8; ++c) seen.add(row[c].v);
