@@ -209,3 +209,16 @@ def test_bad_summaries_and_calls_raise():
                    workspace=workspace.data_ptr(), shape=(2, 3, 16, 16), levels=1, in_strides=x.stride(),
                    out_strides=out.stride(), table_strides=(steps.stride(0), steps.stride(1)), dtype=1, subsampling=1,
                    color=0, rounding=0, num_threads=1, device=0, stream=0, clamp_summary=summary.data_ptr())
+
+
+@pytest.mark.parametrize("layout", ["contiguous", "channels_last"])
+@pytest.mark.parametrize("whole", [False, True])
+def test_backward_with_the_summary_of_many_levels(photos, layout, whole):
+    # More levels than the strip driver reads up front (8: csrc/cpu/ste_backward_cpu.cpp), on whole dense rows
+    # (summed as one span per block row) and otherwise: bitwise the backward without the summary.
+    x = _layout(_whole_blocks(photos) if whole else _images(photos, "saturated", 3, torch.float32), layout)
+    steps, y, summary = _summary(x, list(range(95, 5, -8)), "ycbcr")
+    assert summary.shape[0] > 8 and bool((summary & 1).any()) and bool((summary == 0).any())
+    g = torch.randn(y.shape, generator=torch.Generator().manual_seed(15))
+    want = ops.roundtrip_backward_ste(g, y, x, steps, "4:4:4", "ycbcr")
+    assert torch.equal(ops.roundtrip_backward_ste(g, y, x, steps, "4:4:4", "ycbcr", summary), want)
