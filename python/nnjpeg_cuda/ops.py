@@ -413,11 +413,16 @@ def _setup_context_ste(ctx, inputs, output):
     images, steps, subsampling, color, _validate = inputs
     out, summary = output
     ctx.mark_non_differentiable(summary)
+    # No zero-filled gradient for the summary (autograd would fill one per call with torch's OpenMP threads,
+    # whose workers then spin for a while on the cores the backward kernel's threads need).
+    ctx.set_materialize_grads(False)
     ctx.save_for_backward(images, steps, out, summary)  # an in-place change to out before backward raises
     ctx.options = (subsampling, color)
 
 
 def _backward_ste(ctx, grad_out, _grad_summary):
+    if grad_out is None:  # the output took no part in the loss (only possible without materialized grads)
+        return None, None, None, None, None
     images, steps, out, summary = ctx.saved_tensors
     subsampling, color = ctx.options
     return roundtrip_backward_ste(grad_out, out, images, steps, subsampling, color, summary), None, None, None, None
