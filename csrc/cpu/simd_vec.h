@@ -135,6 +135,15 @@ inline vf load_pair(const float* a, const float* b, int64_t sx) {
 }
 inline vf load_pair(const uint8_t* a, const uint8_t* b, int64_t sx) {
   vu8 bytes;
+#if NNJPEG_SIMD_LANES == 8 && defined(__AVX2__)
+  // GCC scalarises the conversions of an 8-byte vector below (a shift, a zero-extend and an insert per byte);
+  // vpmovzxbd gives the same integers. AMD EPYC AVX2 guest, 2 threads, A/B in one process, medians: W1 uint8
+  // 66 -> 47 ms, W2 21.5 -> 15, W3 73 -> 47 (with store_pair below).
+  if (sx == 1) {
+    (void)b;
+    return vf(_mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(a)))));
+  }
+#endif
   if (sx == 1) {
 #if NNJPEG_SIMD_LANES == 16
     bytes = vu8(_mm_unpacklo_epi64(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(a)),
@@ -183,6 +192,15 @@ inline void store_pair(vf v, float* a, float* b, bool b_live, int64_t sx, bool s
   scatter_pair(t, a, b, b_live, sx);
 }
 inline void store_pair(vf v, uint8_t* a, uint8_t* b, bool b_live, int64_t sx, bool = false) {  // integers 0..255
+#if NNJPEG_SIMD_LANES == 8 && defined(__AVX2__)
+  if (sx == 1) {  // as load_pair: packs instead of the scalarised conversion (0..255: nothing saturates)
+    (void)b, (void)b_live;
+    const __m256i words = _mm256_cvttps_epi32(__m256(v));
+    const __m128i halves = _mm_packus_epi32(_mm256_castsi256_si128(words), _mm256_extracti128_si256(words, 1));
+    _mm_storel_epi64(reinterpret_cast<__m128i*>(a), _mm_packus_epi16(halves, halves));
+    return;
+  }
+#endif
   const vu8 bytes = __builtin_convertvector(__builtin_convertvector(v, vi), vu8);
   if (sx == 1) {
 #if NNJPEG_SIMD_LANES == 16
