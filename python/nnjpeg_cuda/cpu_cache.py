@@ -47,10 +47,11 @@ def empty(shape: Sequence[int], dtype: torch.dtype) -> torch.Tensor:
         torch.Size([2, 3])
     """
     c = _cache()
-    nbytes = math.prod(shape) * torch.empty((), dtype=dtype).element_size()
+    count = math.prod(shape)
+    nbytes = count * dtype.itemsize
     if c is None or nbytes < c.cpu_cache_min_bytes or c.cpu_cache_stats()["limit_bytes"] == 0:
         return torch.empty(tuple(shape), dtype=dtype)
-    return torch.frombuffer(c.CachedBlock(nbytes), dtype=dtype, count=math.prod(shape)).view(tuple(shape))
+    return torch.frombuffer(c.CachedBlock(nbytes), dtype=dtype, count=count).view(tuple(shape))
 
 
 def cpu_cache_info() -> Dict[str, int]:
