@@ -47,6 +47,17 @@ def test_a_freed_result_is_reused_by_the_next_call_of_its_size():
     assert torch.equal(again, expected)
 
 
+def test_the_420_chroma_workspace_comes_from_the_cache_too():
+    x = _photo_batch(n=16)  # the (1, 16, 2, 192, 192) float32 workspace is 4.5 MiB
+    expected = nj.roundtrip(x, 50, subsampling="4:2:0", out=torch.empty_like(x))
+    nj.roundtrip(x, 50, subsampling="4:2:0", out=torch.empty_like(x))  # its workspace given back after the call
+    before = nj.cpu_cache_info()
+    again = nj.roundtrip(x, 50, subsampling="4:2:0", out=torch.empty_like(x))  # out=: the workspace is the hit
+    after = nj.cpu_cache_info()
+    assert after["hits"] == before["hits"] + 1 and after["misses"] == before["misses"]
+    assert torch.equal(again, expected)
+
+
 def test_results_from_the_cache_equal_those_into_plain_memory():
     x = _photo_batch()
     for quality, subsampling in [(75, "4:4:4"), (30, "4:2:0")]:

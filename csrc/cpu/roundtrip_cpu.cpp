@@ -22,13 +22,14 @@ namespace {
 
 using ForwardFn = void (*)(const RoundtripParams&, const GroupLayout&, int64_t, int64_t, InputRange*);
 using BackwardFn = void (*)(const RoundtripParams&, const GroupLayout&, int64_t, int64_t);
+using LumaFn = void (*)(const RoundtripParams&, const GroupLayout&, int64_t, int64_t, InputRange*, bool);
 
 struct SimdPath {
   int lanes;
   ForwardFn forward;
   BackwardFn backward;
   BackwardFn chroma_420;  // same shape: no input range
-  ForwardFn luma_420;
+  LumaFn luma_420;
 };
 
 // The SIMD path of the current ISA; lanes = 0 for the scalar path.
@@ -105,7 +106,7 @@ bool interleaved_420(const RoundtripParams& p, const Geometry& g, const SimdPath
         chroma_done = need;
       }
       path.luma_420(p, luma, n * luma.groups_per_image + i, n * luma.groups_per_image + i + 1,
-                    all ? &ranges[size_t(n)] : nullptr);
+                    all ? &ranges[size_t(n)] : nullptr, true);
     }
   }, 1);  // an image is a large item
   for (const InputRange& r : ranges) merge_range(r, all);
@@ -125,7 +126,7 @@ bool simd_forward(const RoundtripParams& p, const Geometry& g) {
       const GroupLayout chroma = group_layout(p, g.chroma_h / 8, g.chroma_w / 8, path.lanes);
       run_groups(p, chroma, nullptr, [&](int64_t b, int64_t e, InputRange*) { path.chroma_420(p, chroma, b, e); });
       run_groups(p, luma, fold_range ? &all : nullptr,
-                 [&](int64_t b, int64_t e, InputRange* r) { path.luma_420(p, luma, b, e, r); });
+                 [&](int64_t b, int64_t e, InputRange* r) { path.luma_420(p, luma, b, e, r, false); });
     }
   } else {
     run_groups(p, luma, fold_range ? &all : nullptr,

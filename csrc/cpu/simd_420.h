@@ -9,16 +9,22 @@
 // Cb/Cr samples of a group whose macro-blocks lie wholly inside the image, from rows of 16 pixels per lane:
 // chroma_samples_420's arithmetic in its order.
 template <typename IO>
-void chroma_samples_group(const RoundtripParams& p, const Group& g, Vec (*cc)[64]) {
+void chroma_samples_group(const RoundtripParams& p, const Group& g, const Group* next, Vec (*cc)[64]) {
   const IO* in = static_cast<const IO*>(p.input);
   const int64_t* s = p.in_stride;
   const IO* base[3][kLanes];
-  for (int ch = 0; ch < 3; ++ch) lane_bases(in + ch * s[1], g, s[0], s[2], s[3], 16, base[ch]);
+  const IO* next_base[3][kLanes];
+  const bool prefetch = next != nullptr && next->interior && s[3] == 1;
+  for (int ch = 0; ch < 3; ++ch) {
+    lane_bases(in + ch * s[1], g, s[0], s[2], s[3], 16, base[ch]);
+    if (prefetch) lane_bases(in + ch * s[1], *next, s[0], s[2], s[3], 16, next_base[ch]);
+  }
   for (int r = 0; r < 8; ++r) {
     Vec cb[2][16], cr[2][16];  // [pixel row 2r + dy][pixel column]
     for (int dy = 0; dy < 2; ++dy) {
       Vec px[3][16];
       for (int ch = 0; ch < 3; ++ch) {
+        if (prefetch) prefetch_lane_rows(next_base[ch], (2 * r + dy) * s[2], 16);
         for (int half = 0; half < 2; ++half) {
           load_lane_rows(base[ch], (2 * r + dy) * s[2] + 8 * half * s[3], s[3], px[ch] + 8 * half);
           for (int c = 8 * half; c < 8 * half + 8; ++c) px[ch][c] = from_pixel(px[ch][c], in);
@@ -43,10 +49,10 @@ void chroma_samples_group(const RoundtripParams& p, const Group& g, Vec (*cc)[64
 
 // Chroma phase for one group of chroma blocks: decoded Cb/Cr of every level into p.workspace (float).
 template <typename IO>
-void chroma_group_420(const RoundtripParams& p, const Geometry& geo, const Group& g) {
+void chroma_group_420(const RoundtripParams& p, const Geometry& geo, const Group& g, const Group* next) {
   Vec cc[2][64];
   if (g.interior) {
-    chroma_samples_group<IO>(p, g, cc);
+    chroma_samples_group<IO>(p, g, next, cc);
   } else {
     for (int j = 0; j < kLanes; ++j) {
       float lane[2][64];
@@ -113,9 +119,10 @@ inline Vec upsample_from_window(const Vec (*win)[6], int r, int c) {
 
 // Luma phase for one group of luma blocks (after the chroma phase filled p.workspace).
 template <typename IO>
-void luma_group_420(const RoundtripParams& p, const Geometry& geo, const Group& g, InputRange* range) {
+void luma_group_420(const RoundtripParams& p, const Geometry& geo, const Group& g, const Group* next,
+                    InputRange* range) {
   Vec px[3][64], coef[64];
-  load_group<IO>(p, g, px, range);
+  load_group<IO>(p, g, px, range, next);
   for (int i = 0; i < 64; ++i) {
     Vec cb, cr;
     rgb_to_ycbcr_shifted(px[0][i], px[1][i], px[2][i], coef[i], cb, cr);

@@ -12,6 +12,7 @@
 
 #include <math.h>
 #include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include <type_traits>
@@ -91,30 +92,51 @@ void lane_bases(IO* plane, const Group& g, int64_t sn, int64_t sy, int64_t sx, i
 
 // Row r of the group after this one, `after_last` being where row r of this group's last block ends: the
 // blocks that follow in the same block row (past a block row's end, the prefetch is wasted, never wrong).
-// Fetched while this group computes: with 3 x 8 row streams per group the hardware prefetcher falls behind
-// on the AMD EPYC (AVX2) guest: 2 threads, W1 float32 55 -> 51 ms, W3 90 -> 64 ms, W1 uint8 71 -> 67 ms
-// (medians, A/B in one process; two groups ahead or more gained no more). On the Intel AVX-512 guest earlier
-// prefetch variants measured no gain (benchmarks/RESULTS.md); this one is unmeasured there.
+// The fallback where the next group is not known or crosses an image edge; prefetch_lane_rows below fetches
+// exactly the next group's rows. Into L2 (hint 2): a group's compute is long enough for L1 to lose them.
+// With 3 x 8 row streams per group the hardware prefetcher falls behind: AMD EPYC AVX2 guest, 2 threads,
+// W1 float32 55 -> 51 ms, W3 90 -> 64 (this fallback alone); Intel AVX-512 guest, W1 float32 36.5 -> 31.8 ms,
+// W3 61.6 -> 53.7; the exact rows then W1 36.2 -> 34.5, W2 15.2 -> 12.7 (a 32x32 image is one group, so
+// "after the last block" was its own next pixel row). Medians, A/B in one process.
 template <typename IO>
 inline void prefetch_next_group_row(const IO* after_last) {
   const char* row = reinterpret_cast<const char*>(after_last);
-  for (int byte = 0; byte < kLanes * 8 * int(sizeof(IO)); byte += 64) __builtin_prefetch(row + byte);
+  for (int byte = 0; byte < kLanes * 8 * int(sizeof(IO)); byte += 64) __builtin_prefetch(row + byte, 0, 2);
+}
+
+// Row `offset` (elements) of each lane's block in the group after this one, `pixels` elements wide, from
+// its lane bases: fetched into L2 while this group computes (4:2:0 chroma phase, Intel AVX-512 guest, 2
+// threads: W1 float32 46.7 -> 40.1 ms, W2 21.3 -> 19.0, W3 60.0 -> 53.6; uint8 unchanged).
+template <typename IO>
+inline void prefetch_lane_rows(const IO* const* next_base, int64_t offset, int pixels) {
+  for (int j = 0; j < kLanes; ++j) {
+    const char* row = reinterpret_cast<const char*>(next_base[j] + offset);
+    __builtin_prefetch(row, 0, 2);
+    __builtin_prefetch(row + pixels * int(sizeof(IO)) - 1, 0, 2);  // the same line when the row does not cross one
+  }
 }
 
 // Pixels of the group on the 0..255 scale (channels [0, p.c)); with `range` (float input), every pixel of
 // the image that the group covers is folded into it.
 template <typename IO>
-void load_group(const RoundtripParams& p, const Group& g, Vec (*px)[64], InputRange* range) {
+void load_group(const RoundtripParams& p, const Group& g, Vec (*px)[64], InputRange* range,
+                const Group* next = nullptr) {
   const IO* in = static_cast<const IO*>(p.input);
   const int64_t* s = p.in_stride;
   RowRange seen;
+  const bool exact = next != nullptr && next->interior;
   if (g.interior) {
     for (int ch = 0; ch < p.c; ++ch) {
       const IO* base[kLanes];
+      const IO* next_base[kLanes];
       lane_bases(in + ch * s[1], g, s[0], s[2], s[3], 8, base);
+      if (exact) lane_bases(in + ch * s[1], *next, s[0], s[2], s[3], 8, next_base);
       for (int r = 0; r < 8; ++r) {
         Vec* row = px[ch] + r * 8;
-        if (s[3] == 1) prefetch_next_group_row(base[kLanes - 1] + r * s[2] + 8);
+        if (s[3] == 1) {
+          if (exact) prefetch_lane_rows(next_base, r * s[2], 8);
+          else prefetch_next_group_row(base[kLanes - 1] + r * s[2] + 8);
+        }
         load_lane_rows(base, r * s[2], s[3], row);
         if (range)
           for (int c = 0; c < 8; ++c) seen.add(row[c].v);
@@ -194,11 +216,11 @@ void store_group(const RoundtripParams& p, const Group& g, int64_t k, Vec (*px)[
 }
 
 template <typename IO>
-void forward_group(const RoundtripParams& p, const Group& g, InputRange* range) {
+void forward_group(const RoundtripParams& p, const Group& g, const Group* next, InputRange* range) {
   const int channels = int(p.c);
   const bool ycc = is_ycbcr(p);
   Vec coef[3][64];
-  load_group<IO>(p, g, coef, range);
+  load_group<IO>(p, g, coef, range, next);
   encode_block(ycc, channels, coef);
   for (int64_t k = 0; k < p.levels; ++k) {
     Vec px[3][64];
@@ -293,28 +315,40 @@ int lanes() { return kLanes; }
 
 void chroma_420(const RoundtripParams& p, const GroupLayout& l, int64_t begin, int64_t end) {
   const Geometry geo = geometry(p);
+  Group g = make_group(p, l, begin, 16), next;
   for (int64_t item = begin; item < end; ++item) {
-    const Group g = make_group(p, l, item, 16);
-    if (p.dtype == kUInt8) chroma_group_420<uint8_t>(p, geo, g);
-    else chroma_group_420<float>(p, geo, g);
+    // The next group (run next, or soon after in the interleaved order) is prefetched during this one.
+    const bool has_next = item + 1 < l.groups;
+    if (has_next) next = make_group(p, l, item + 1, 16);
+    if (p.dtype == kUInt8) chroma_group_420<uint8_t>(p, geo, g, has_next ? &next : nullptr);
+    else chroma_group_420<float>(p, geo, g, has_next ? &next : nullptr);
+    if (has_next) g = next;
   }
 }
 
-void luma_420(const RoundtripParams& p, const GroupLayout& l, int64_t begin, int64_t end, InputRange* range) {
+void luma_420(const RoundtripParams& p, const GroupLayout& l, int64_t begin, int64_t end, InputRange* range,
+              bool input_cached) {
   const Geometry geo = geometry(p);
+  Group g = make_group(p, l, begin), next;
   for (int64_t item = begin; item < end; ++item) {
-    const Group g = make_group(p, l, item);
-    if (p.dtype == kUInt8) luma_group_420<uint8_t>(p, geo, g, nullptr);
-    else luma_group_420<float>(p, geo, g, range);
+    const bool has_next = item + 1 < l.groups;
+    if (has_next) next = make_group(p, l, item + 1);
+    const Group* prefetched = has_next && !input_cached ? &next : nullptr;
+    if (p.dtype == kUInt8) luma_group_420<uint8_t>(p, geo, g, prefetched, nullptr);
+    else luma_group_420<float>(p, geo, g, prefetched, range);
+    if (has_next) g = next;
   }
   fence_streaming_stores(p);
 }
 
 void forward_444(const RoundtripParams& p, const GroupLayout& l, int64_t begin, int64_t end, InputRange* range) {
+  Group g = make_group(p, l, begin), next;
   for (int64_t item = begin; item < end; ++item) {
-    const Group g = make_group(p, l, item);
-    if (p.dtype == kUInt8) forward_group<uint8_t>(p, g, nullptr);
-    else forward_group<float>(p, g, range);
+    const bool has_next = item + 1 < l.groups;
+    if (has_next) next = make_group(p, l, item + 1);
+    if (p.dtype == kUInt8) forward_group<uint8_t>(p, g, has_next ? &next : nullptr, nullptr);
+    else forward_group<float>(p, g, has_next ? &next : nullptr, range);
+    if (has_next) g = next;
   }
   fence_streaming_stores(p);
 }

@@ -31,7 +31,9 @@ struct InputRange {
 // a non-null `range`, also folds every input pixel the groups read into *range.
 // Backward 4:4:4 ("ste"/"smooth"), float32, groups [begin, end).
 // Forward 4:2:0, uint8 or float32: chroma_420 over groups of chroma blocks (layout over the chroma blocks of
-// an image), then luma_420 over groups of luma blocks (folds the input range like forward_444).
+// an image), then luma_420 over groups of luma blocks (folds the input range like forward_444;
+// `input_cached`: the chroma phase has just read these groups' input, so the next group's rows are not
+// prefetched exactly, which only cost instructions there).
 #define NNJPEG_DECLARE_SIMD_ISA(isa)                                                              \
   namespace isa {                                                                                 \
   int lanes();                                                                                    \
@@ -40,7 +42,7 @@ struct InputRange {
   void backward_444(const RoundtripParams& p, const GroupLayout& l, int64_t begin, int64_t end); \
   void chroma_420(const RoundtripParams& p, const GroupLayout& l, int64_t begin, int64_t end);   \
   void luma_420(const RoundtripParams& p, const GroupLayout& l, int64_t begin, int64_t end,      \
-                InputRange* range);                                                               \
+                InputRange* range, bool input_cached);                                            \
   }
 
 NNJPEG_DECLARE_SIMD_ISA(generic)

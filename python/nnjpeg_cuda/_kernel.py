@@ -68,7 +68,13 @@ def _chroma_workspace(images: torch.Tensor, levels: int) -> torch.Tensor:
     """4:2:0: decoded Cb/Cr planes (K, N, 2, ceil(H/16)*8, ceil(W/16)*8) in the kernels' compute type."""
     n, _, h, w = images.shape
     compute = torch.float64 if images.dtype == torch.float64 else torch.float32
-    return torch.empty((levels, n, 2, (h + 15) // 16 * 8, (w + 15) // 16 * 8), dtype=compute, device=images.device)
+    shape = (levels, n, 2, (h + 15) // 16 * 8, (w + 15) // 16 * 8)
+    if images.device.type == "cpu":
+        from . import cpu_cache  # imports this module
+
+        # From the CPU output cache: a fresh workspace each call would be pages the OS zeroes first.
+        return cpu_cache.empty(shape, compute)
+    return torch.empty(shape, dtype=compute, device=images.device)
 
 
 def forward(images: torch.Tensor, steps: torch.Tensor, out: torch.Tensor, subsampling: str, color: str,
