@@ -12,7 +12,6 @@
 
 #include <math.h>
 #include <stdint.h>
-#include <stdlib.h>
 #include <string.h>
 
 #include <type_traits>
@@ -61,6 +60,21 @@ Group make_group(const RoundtripParams& p, const GroupLayout& l, int64_t item, i
     g.interior = g.interior && (g.by[j] + 1) * pixels <= p.h && (g.bx[j] + 1) * pixels <= p.w;
   }
   return g;
+}
+
+// Runs fn(group, next) over groups [begin, end) in order; `next` is the group after each one (null past the
+// layout's last), whose input rows the group prefetches while it computes.
+template <typename Fn>
+void for_each_group(const RoundtripParams& p, const GroupLayout& l, int64_t begin, int64_t end, int pixels,
+                    const Fn& fn) {
+  if (begin >= end) return;
+  Group g = make_group(p, l, begin, pixels), next;
+  for (int64_t item = begin; item < end; ++item) {
+    const bool has_next = item + 1 < l.groups;
+    if (has_next) next = make_group(p, l, item + 1, pixels);
+    fn(g, has_next ? &next : nullptr);
+    if (has_next) g = next;
+  }
 }
 
 // Running min / max / NaN of loaded float pixels (tracked per lane, reduced into an InputRange per group).
@@ -315,41 +329,29 @@ int lanes() { return kLanes; }
 
 void chroma_420(const RoundtripParams& p, const GroupLayout& l, int64_t begin, int64_t end) {
   const Geometry geo = geometry(p);
-  Group g = make_group(p, l, begin, 16), next;
-  for (int64_t item = begin; item < end; ++item) {
-    // The next group (run next, or soon after in the interleaved order) is prefetched during this one.
-    const bool has_next = item + 1 < l.groups;
-    if (has_next) next = make_group(p, l, item + 1, 16);
-    if (p.dtype == kUInt8) chroma_group_420<uint8_t>(p, geo, g, has_next ? &next : nullptr);
-    else chroma_group_420<float>(p, geo, g, has_next ? &next : nullptr);
-    if (has_next) g = next;
-  }
+  // The next group (run next, or soon after in the interleaved order) is prefetched during this one.
+  for_each_group(p, l, begin, end, 16, [&](const Group& g, const Group* next) {
+    if (p.dtype == kUInt8) chroma_group_420<uint8_t>(p, geo, g, next);
+    else chroma_group_420<float>(p, geo, g, next);
+  });
 }
 
 void luma_420(const RoundtripParams& p, const GroupLayout& l, int64_t begin, int64_t end, InputRange* range,
               bool input_cached) {
   const Geometry geo = geometry(p);
-  Group g = make_group(p, l, begin), next;
-  for (int64_t item = begin; item < end; ++item) {
-    const bool has_next = item + 1 < l.groups;
-    if (has_next) next = make_group(p, l, item + 1);
-    const Group* prefetched = has_next && !input_cached ? &next : nullptr;
+  for_each_group(p, l, begin, end, 8, [&](const Group& g, const Group* next) {
+    const Group* prefetched = input_cached ? nullptr : next;
     if (p.dtype == kUInt8) luma_group_420<uint8_t>(p, geo, g, prefetched, nullptr);
     else luma_group_420<float>(p, geo, g, prefetched, range);
-    if (has_next) g = next;
-  }
+  });
   fence_streaming_stores(p);
 }
 
 void forward_444(const RoundtripParams& p, const GroupLayout& l, int64_t begin, int64_t end, InputRange* range) {
-  Group g = make_group(p, l, begin), next;
-  for (int64_t item = begin; item < end; ++item) {
-    const bool has_next = item + 1 < l.groups;
-    if (has_next) next = make_group(p, l, item + 1);
-    if (p.dtype == kUInt8) forward_group<uint8_t>(p, g, has_next ? &next : nullptr, nullptr);
-    else forward_group<float>(p, g, has_next ? &next : nullptr, range);
-    if (has_next) g = next;
-  }
+  for_each_group(p, l, begin, end, 8, [&](const Group& g, const Group* next) {
+    if (p.dtype == kUInt8) forward_group<uint8_t>(p, g, next, nullptr);
+    else forward_group<float>(p, g, next, range);
+  });
   fence_streaming_stores(p);
 }
 

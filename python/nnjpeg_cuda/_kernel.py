@@ -67,8 +67,12 @@ def _steps_and_strides(steps: torch.Tensor):
 def _chroma_workspace(images: torch.Tensor, levels: int) -> torch.Tensor:
     """4:2:0: decoded Cb/Cr planes (K, N, 2, ceil(H/16)*8, ceil(W/16)*8) in the kernels' compute type."""
     n, _, h, w = images.shape
+    return _workspace(images, (levels, n, 2, (h + 15) // 16 * 8, (w + 15) // 16 * 8))
+
+
+def _workspace(images: torch.Tensor, shape) -> torch.Tensor:
+    """Scratch for one call in the kernels' compute type, on the images' device."""
     compute = torch.float64 if images.dtype == torch.float64 else torch.float32
-    shape = (levels, n, 2, (h + 15) // 16 * 8, (w + 15) // 16 * 8)
     if images.device.type == "cpu":
         from . import cpu_cache  # imports this module
 
@@ -118,7 +122,7 @@ def backward(grad_out: torch.Tensor, images: torch.Tensor, steps: torch.Tensor, 
     workspace = workspace2 = None
     if uses_420(c, subsampling, color):
         workspace = _chroma_workspace(images, k)
-        workspace2 = torch.empty((k, n, 2, h, w), dtype=workspace.dtype, device=images.device)
+        workspace2 = _workspace(images, (k, n, 2, h, w))
     device_type, device_index, stream = _device_args(images)
     _C.backward(
         device_type=device_type, input=images.data_ptr(), grad_output=grad_out.data_ptr(),
