@@ -51,15 +51,23 @@ NNJ_HD T divisor_for(const float* steps, int i) {
   return T(quant_divisor<S>(steps[i], i));
 }
 
-// Quantize + dequantize a block of scaled coefficients (fdct8x8_scaled) into dst, then inverse DCT.
+// Quantize + dequantize a block of scaled coefficients (fdct8x8_scaled) into dst, then inverse DCT
+// (idct8x8_scaled). Each column is dequantized and goes through the column pass in registers: the same
+// operations in the same order as dequantizing all 64 first, without that round trip through memory
+// (AMD Zen 4 AVX-512 guest, A/B in one process, medians: W1 float32 forward 1.6-4% faster).
 template <typename T>
 NNJ_HD void decode_block(const T* coef, const float* steps, int rounding, T* dst) {
   using S = decltype(scalar_of(T()));
-  for (int i = 0; i < 64; ++i) {
-    const S divisor = quant_divisor<S>(steps[i], i);
-    dst[i] = quantize_dequantize(coef[i], T(divisor), T(dequant_multiplier(divisor)), rounding);
+  for (int c = 0; c < 8; ++c) {
+    T column[8];
+    for (int u = 0; u < 8; ++u) {
+      const S divisor = quant_divisor<S>(steps[u * 8 + c], u * 8 + c);
+      column[u] = quantize_dequantize(coef[u * 8 + c], T(divisor), T(dequant_multiplier(divisor)), rounding);
+    }
+    idct8_scaled(column, 1);
+    for (int u = 0; u < 8; ++u) dst[u * 8 + c] = column[u];
   }
-  idct8x8_scaled(dst);
+  for (int r = 0; r < 8; ++r) idct8_scaled(dst + 8 * r, 1);
 }
 
 // Pixels of block (by, bx) on the 0..255 scale, edges replicated; channels beyond p.c are left alone.
