@@ -345,6 +345,16 @@ PYBIND11_MODULE(_C, m) {
         nnjpeg::cpu::output_cache_set_limit(bytes);
       },
       py::arg("bytes"), "Set the CPU output cache's limit in bytes (0 turns it off) and trim the cache to it.");
+  m.def(
+      "cpu_divide_like_quantizer",
+      [](const std::vector<float>& values, float divisor) {
+        require(divisor > 0.0f && divisor < 1e30f, "the divisor must be positive and finite");
+        std::vector<float> quotients(values.size());
+        nnjpeg::cpu::divide_like_quantizer(values.data(), quotients.data(), int64_t(values.size()), divisor);
+        return quotients;
+      },
+      py::arg("values"), py::arg("divisor"),
+      "Tests: values / divisor through the current CPU path's quantizer division (bitwise IEEE on every path).");
   m.def("cuda_grid_visits", &cuda_grid_visits, py::arg("items"), py::arg("max_blocks") = nnjpeg::kMaxGridBlocks,
         "Host replay of the CUDA grid-stride loop: visits per item (each must be 1).");
 }

@@ -110,6 +110,45 @@ def test_simd_path_independent_of_thread_count(isa, use_isa):
             assert torch.equal(_bits(r[key]), _bits(results[0][key])), key
 
 
+def _hard_quotients(seed=11):
+    """Divisors of many magnitudes and mantissas, and dividends whose quotient lies on or a few ulps from
+    each half-integer (where round-half-even turns) and each integer, plus random, signed-zero and tiny ones."""
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    divisors = np.concatenate([
+        rng.uniform(0.05, 600.0, 60),  # the quantizer's divisors: steps 1..255 times AAN scale products
+        [1.0, 3.0, 255.0, 0.125, 2.0 ** 20, np.nextafter(np.float32(2.0), np.float32(0.0)), 1.9999999],
+    ]).astype(np.float32)
+    t = np.concatenate([np.arange(-300, 300) + 0.5, np.arange(-300, 300)]).astype(np.float64)
+    for b in divisors:
+        near = (t * np.float64(b)).astype(np.float32)
+        ulps = [near]
+        for _ in range(3):
+            ulps.append(np.nextafter(ulps[-1], np.float32(np.inf)))
+            ulps.insert(0, np.nextafter(ulps[0], np.float32(-np.inf)))
+        values = np.concatenate(ulps + [rng.uniform(-20000, 20000, 500).astype(np.float32),
+                                        np.array([0.0, -0.0, 1e-30, -1e-30, 2.0 ** -100], np.float32)])
+        yield b, values.astype(np.float32)
+
+
+@pytest.mark.parametrize("isa", C.cpu_isas() if _kernel.extension_available() else [])
+def test_quantizer_division_is_ieee_division(isa, use_isa):
+    """The SIMD quantizer divides by multiplying by 1 / divisor and correcting twice (simd_vec.h): every
+    quotient must have the bits of the IEEE division, or a coefficient next to a rounding boundary rounds
+    the other way on one path."""
+    import numpy as np
+
+    use_isa(isa)
+    naive_misses = 0
+    for b, a in _hard_quotients():
+        got = np.array(C.cpu_divide_like_quantizer(a.tolist(), float(b)), dtype=np.float32)
+        want = a / b
+        assert np.array_equal(got.view(np.int32), want.view(np.int32)), (isa, float(b), a[got != want][:5])
+        naive_misses += int(np.count_nonzero(a * (np.float32(1) / b) != want))
+    assert naive_misses > 0  # the cases are hard: a * (1 / b) alone gets some wrong
+
+
 def test_isa_selection():
     assert C.cpu_isas()[0] == "scalar" and C.cpu_isa() in C.cpu_isas()
     with pytest.raises(ValueError, match="unknown or unsupported CPU code path"):

@@ -25,7 +25,7 @@ bool supported(Isa isa) {
 #endif
 #if defined(NNJPEG_X86_ISAS)
     case Isa::kAvx2:
-      return __builtin_cpu_supports("avx2");
+      return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");  // the unit is built with -mfma
     case Isa::kAvx512:
       return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512vl") &&
              __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512dq");

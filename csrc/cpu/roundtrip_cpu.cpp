@@ -161,6 +161,20 @@ void chroma_phase_420(const RoundtripParams& p, const Geometry& g) {
 
 bool streams_output(const RoundtripParams& p) { return use_streaming_stores(p); }
 
+void divide_like_quantizer(const float* a, float* q, int64_t n, float b) {
+  switch (current_isa()) {
+#if defined(NNJPEG_X86_ISAS)
+    case Isa::kAvx512: return avx512::divide_values(a, q, n, b);
+    case Isa::kAvx2: return avx2::divide_values(a, q, n, b);
+#endif
+#if defined(NNJPEG_SIMD)
+    case Isa::kGeneric: return generic::divide_values(a, q, n, b);
+#endif
+    default:
+      for (int64_t i = 0; i < n; ++i) q[i] = a[i] / b;
+  }
+}
+
 void roundtrip_forward(const RoundtripParams& params) {
   RoundtripParams p = params;
   const Geometry g = geometry(p);

@@ -28,6 +28,7 @@ namespace NNJPEG_SIMD_ISA {
 namespace {
 
 #include "simd_vec.h"
+#include "divisor_cache.h"
 
 // The blocks of one group: lane j holds block (by[j], bx[j]) of image n[j]; lanes past `count` repeat the
 // last block (computed, never stored). Its lanes share the tables of image n[0] (simd_kernels.h).
@@ -87,7 +88,7 @@ struct RowRange {
     hi = r > hi ? r : hi;
     nan |= r != r;
   }
-  void add(float v) { add(vf{} + v); }
+  void add(float v) { add(broadcast(v)); }
   void fold_into(InputRange& out) const {
     for (int i = 0; i < kLanes; ++i) {
       out.lo = lo[i] < out.lo ? lo[i] : out.lo;
@@ -126,7 +127,7 @@ inline void prefetch_lane_rows(const IO* const* next_base, int64_t offset, int p
   for (int j = 0; j < kLanes; ++j) {
     const char* row = reinterpret_cast<const char*>(next_base[j] + offset);
     __builtin_prefetch(row, 0, 2);
-    __builtin_prefetch(row + pixels * int(sizeof(IO)) - 1, 0, 2);  // the same line when the row does not cross one
+    __builtin_prefetch(row + pixels * int(sizeof(IO)) - 1, 0, 2);  // the same line when the row does not cross one  // the same line when the row does not cross one
   }
 }
 
@@ -236,9 +237,11 @@ void forward_group(const RoundtripParams& p, const Group& g, const Group* next, 
   Vec coef[3][64];
   load_group<IO>(p, g, coef, range, next);
   encode_block(ycc, channels, coef);
+  DivisorCache& divisors = thread_divisor_cache();
   for (int64_t k = 0; k < p.levels; ++k) {
     Vec px[3][64];
-    decode_pixels(ycc, channels, coef, table_for(p, k, g.n[0], false), table_for(p, k, g.n[0], true), p.rounding, px);
+    const QuantDivisors<float>& luma = divisors(table_for(p, k, g.n[0], false));
+    decode_pixels(ycc, channels, coef, luma, divisors(table_for(p, k, g.n[0], true)), p.rounding, px);
     store_group<IO>(p, g, k, px);
   }
 }
@@ -353,6 +356,17 @@ void forward_444(const RoundtripParams& p, const GroupLayout& l, int64_t begin, 
     else forward_group<float>(p, g, next, range);
   });
   fence_streaming_stores(p);
+}
+
+void divide_values(const float* a, float* q, int64_t n, float b) {
+  const Vec divisor(b), reciprocal(1.0f / b);
+  for (int64_t i = 0; i < n; i += kLanes) {
+    const int m = n - i < kLanes ? int(n - i) : kLanes;
+    Vec x(1.0f);
+    for (int j = 0; j < m; ++j) x.v[j] = a[i + j];
+    const Vec r = divide(x, divisor, reciprocal);
+    for (int j = 0; j < m; ++j) q[i + j] = r.v[j];
+  }
 }
 
 void backward_444(const RoundtripParams& p, const GroupLayout& l, int64_t begin, int64_t end) {

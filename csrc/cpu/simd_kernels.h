@@ -34,6 +34,7 @@ struct InputRange {
 // an image), then luma_420 over groups of luma blocks (folds the input range like forward_444;
 // `input_cached`: the chroma phase has just read these groups' input, so the next group's rows are not
 // prefetched exactly, which only cost instructions there).
+// divide_values (tests): q[i] = a[i] / b through the quantizer's vector division (simd_vec.h, divide).
 #define NNJPEG_DECLARE_SIMD_ISA(isa)                                                              \
   namespace isa {                                                                                 \
   int lanes();                                                                                    \
@@ -43,6 +44,7 @@ struct InputRange {
   void chroma_420(const RoundtripParams& p, const GroupLayout& l, int64_t begin, int64_t end);   \
   void luma_420(const RoundtripParams& p, const GroupLayout& l, int64_t begin, int64_t end,      \
                 InputRange* range, bool input_cached);                                            \
+  void divide_values(const float* a, float* q, int64_t n, float b);                              \
   }
 
 NNJPEG_DECLARE_SIMD_ISA(generic)

@@ -21,6 +21,9 @@ void ste_backward(const SteBackwardParams& s);
 std::string isa_in_use();
 std::vector<std::string> supported_isas();
 bool select_isa(const std::string& name);  // "auto" = best supported; false if unknown or unsupported
+// Tests: q[i] = a[i] / b through the current path's quantizer division (the SIMD paths divide by multiplying
+// by 1 / b; each must give the bits of the IEEE division, as the scalar path does).
+void divide_like_quantizer(const float* a, float* q, int64_t n, float b);
 // Whether roundtrip_forward(p) stores p.output with streaming stores on the SIMD path (csrc/cpu/streaming_stores.h).
 bool streams_output(const RoundtripParams& p);
 // Whether the CPU "ste" backward would store p.grad_input with streaming stores (the same conditions).

@@ -28,11 +28,62 @@ NNJ_HD S quant_divisor(float step, int i) {
 template <typename S>
 NNJ_HD S dequant_multiplier(S divisor) { return divisor * S(0.015625); }
 
+// quant_divisor and dequant_multiplier of the 64 coefficients of one table, prepared once for a kernel that
+// reuses a table over many blocks (the CPU SIMD path): the same values the per-block computation gives.
+// With each divisor's reciprocal (correctly rounded), for a compute type that divides by multiplying
+// (divide, below).
+template <typename S>
+struct QuantDivisors {
+  S divisor[64], to_idct[64], reciprocal[64];
+};
+
+template <typename S>
+NNJ_HD void prepare_divisors(const float* steps, QuantDivisors<S>& q) {
+  for (int i = 0; i < 64; ++i) {
+    q.divisor[i] = quant_divisor<S>(steps[i], i);
+    q.to_idct[i] = dequant_multiplier(q.divisor[i]);
+    q.reciprocal[i] = S(1) / q.divisor[i];
+  }
+}
+
+// a / b, given y = 1 / b correctly rounded. The CPU SIMD vectors overload it with a form that multiplies by
+// y and gives the same bits as the division (simd_vec.h); everything else divides.
+template <typename T>
+NNJ_HD T divide(T a, T b, T y) {
+  (void)y;
+  return a / b;
+}
+
+// Coefficient i's divisor and idct8x8_scaled multiplier from a table's steps, or prepared.
+template <typename S>
+NNJ_HD S divisor_at(const float* steps, int i) { return quant_divisor<S>(steps[i], i); }
+template <typename S>
+NNJ_HD S divisor_at(const QuantDivisors<S>& q, int i) { return q.divisor[i]; }
+template <typename S>
+NNJ_HD S to_idct_at(const float*, int, S divisor) { return dequant_multiplier(divisor); }
+template <typename S>
+NNJ_HD S to_idct_at(const QuantDivisors<S>& q, int i, S) { return q.to_idct[i]; }
+// coef / divisor of coefficient i (divisor: divisor_at's).
+template <typename T, typename S>
+NNJ_HD T quotient_at(T coef, const float*, int, S divisor) { return coef / T(divisor); }
+template <typename T, typename S>
+NNJ_HD T quotient_at(T coef, const QuantDivisors<S>& q, int i, S divisor) {
+  return divide(coef, T(divisor), T(q.reciprocal[i]));
+}
+
 // Scaled coefficient -> idct8x8_scaled input: round(F / D) * D / 64 with D = quant_divisor and
 // to_idct = dequant_multiplier(D), or with the smooth rounding r(t) = round(t) + (t - round(t))^3.
 template <typename T>
+NNJ_HD T dequantize_quotient(T t, T to_idct, int rounding);
+
+template <typename T>
 NNJ_HD T quantize_dequantize(T coef, T divisor, T to_idct, int rounding) {
-  const T t = coef / divisor;
+  return dequantize_quotient(coef / divisor, to_idct, rounding);
+}
+
+// quantize_dequantize from the quotient t = coef / divisor.
+template <typename T>
+NNJ_HD T dequantize_quotient(T t, T to_idct, int rounding) {
   const T r = round_half_even(t);
   if (rounding == kSmoothRound) {
     const T d = t - r;

@@ -54,15 +54,18 @@ NNJ_HD T divisor_for(const float* steps, int i) {
 // Quantize + dequantize a block of scaled coefficients (fdct8x8_scaled) into dst, then inverse DCT
 // (idct8x8_scaled). Each column is dequantized and goes through the column pass in registers: the same
 // operations in the same order as dequantizing all 64 first, without that round trip through memory
-// (AMD Zen 4 AVX-512 guest, A/B in one process, medians: W1 float32 forward 1.6-4% faster).
-template <typename T>
-NNJ_HD void decode_block(const T* coef, const float* steps, int rounding, T* dst) {
+// (AMD Zen 4 AVX-512 guest, A/B in one process, medians: W1 float32 forward 1.6-4% faster). Steps: the
+// table's steps (const float*), or its QuantDivisors prepared once (quantize.h).
+template <typename T, typename Steps>
+NNJ_HD void decode_block(const T* coef, const Steps& steps, int rounding, T* dst) {
   using S = decltype(scalar_of(T()));
   for (int c = 0; c < 8; ++c) {
     T column[8];
     for (int u = 0; u < 8; ++u) {
-      const S divisor = quant_divisor<S>(steps[u * 8 + c], u * 8 + c);
-      column[u] = quantize_dequantize(coef[u * 8 + c], T(divisor), T(dequant_multiplier(divisor)), rounding);
+      const int i = u * 8 + c;
+      const S divisor = divisor_at<S>(steps, i);
+      column[u] = dequantize_quotient(quotient_at(coef[i], steps, i, divisor), T(to_idct_at<S>(steps, i, divisor)),
+                                      rounding);
     }
     idct8_scaled(column, 1);
     for (int u = 0; u < 8; ++u) dst[u * 8 + c] = column[u];
@@ -101,9 +104,9 @@ NNJ_HD void encode_block(bool ycc, int channels, T (*c)[64]) {
   for (int ch = 0; ch < channels; ++ch) fdct8x8_scaled(c[ch]);
 }
 
-// Coefficients -> decoded pixels on the 0..255 scale (not clamped) with one level's steps.
-template <typename T>
-NNJ_HD void decode_pixels(bool ycc, int channels, const T (*coef)[64], const float* luma, const float* chroma,
+// Coefficients -> decoded pixels on the 0..255 scale (not clamped) with one level's steps (see decode_block).
+template <typename T, typename Steps>
+NNJ_HD void decode_pixels(bool ycc, int channels, const T (*coef)[64], const Steps& luma, const Steps& chroma,
                           int rounding, T (*px)[64]) {
   for (int ch = 0; ch < channels; ++ch) decode_block(coef[ch], ycc && ch > 0 ? chroma : luma, rounding, px[ch]);
   for (int i = 0; i < 64; ++i) {
