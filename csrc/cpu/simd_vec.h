@@ -66,19 +66,21 @@ inline Vec round_half_even(Vec x) {  // rintf per lane: round half to even in th
 // 22.2 ms, W2 6.96 -> 6.70, W3 26.7 -> 25.5; uint8 W1 17.7 -> 16.6, W2 5.61 -> 5.21, W3 23.4 -> 22.0;
 // roundtrip_multi K = 5 on W1 58.7 -> 54.8; 4:2:0 1-2%; the AVX2 path 1-1.5%. The store's division by 255
 // measured slower this way (W1 21.5 -> 22.1 ms) and stays a division. Without FMA, the division.
-inline Vec divide(Vec a, Vec b, Vec y) {
 #if NNJPEG_SIMD_LANES == 16 && defined(__AVX512F__)
-  const __m512 va = __m512(a.v), vb = __m512(b.v), vy = __m512(y.v);
-  __m512 q = _mm512_mul_ps(va, vy);
-  q = _mm512_fnmadd_ps(_mm512_fmsub_ps(q, vb, va), vy, q);
-  q = _mm512_fnmadd_ps(_mm512_fmsub_ps(q, vb, va), vy, q);
-  return Vec(vf(q));
+#define NNJ_FMA_DIVIDE 1
+inline vf remainder_of(vf q, vf b, vf a) { return vf(_mm512_fmsub_ps(__m512(q), __m512(b), __m512(a))); }  // q b - a
+inline vf corrected(vf r, vf y, vf q) { return vf(_mm512_fnmadd_ps(__m512(r), __m512(y), __m512(q))); }  // q - r y
 #elif NNJPEG_SIMD_LANES == 8 && defined(__FMA__)
-  const __m256 va = __m256(a.v), vb = __m256(b.v), vy = __m256(y.v);
-  __m256 q = _mm256_mul_ps(va, vy);
-  q = _mm256_fnmadd_ps(_mm256_fmsub_ps(q, vb, va), vy, q);
-  q = _mm256_fnmadd_ps(_mm256_fmsub_ps(q, vb, va), vy, q);
-  return Vec(vf(q));
+#define NNJ_FMA_DIVIDE 1
+inline vf remainder_of(vf q, vf b, vf a) { return vf(_mm256_fmsub_ps(__m256(q), __m256(b), __m256(a))); }
+inline vf corrected(vf r, vf y, vf q) { return vf(_mm256_fnmadd_ps(__m256(r), __m256(y), __m256(q))); }
+#endif
+
+inline Vec divide(Vec a, Vec b, Vec y) {
+#if defined(NNJ_FMA_DIVIDE)
+  vf q = a.v * y.v;  // each FMA below rounds once: remainder_of is exact, corrected the one rounding
+  q = corrected(remainder_of(q, b.v, a.v), y.v, q);
+  return Vec(corrected(remainder_of(q, b.v, a.v), y.v, q));
 #else
   (void)y;
   return a / b;
