@@ -127,7 +127,7 @@ inline void prefetch_lane_rows(const IO* const* next_base, int64_t offset, int p
   for (int j = 0; j < kLanes; ++j) {
     const char* row = reinterpret_cast<const char*>(next_base[j] + offset);
     __builtin_prefetch(row, 0, 2);
-    __builtin_prefetch(row + pixels * int(sizeof(IO)) - 1, 0, 2);  // the same line when the row does not cross one  // the same line when the row does not cross one
+    __builtin_prefetch(row + pixels * int(sizeof(IO)) - 1, 0, 2);  // the same line when the row does not cross one
   }
 }
 

@@ -71,17 +71,9 @@ NNJ_HD T quotient_at(T coef, const QuantDivisors<S>& q, int i, S divisor) {
   return divide(coef, T(divisor), T(q.reciprocal[i]));
 }
 
-// Scaled coefficient -> idct8x8_scaled input: round(F / D) * D / 64 with D = quant_divisor and
-// to_idct = dequant_multiplier(D), or with the smooth rounding r(t) = round(t) + (t - round(t))^3.
-template <typename T>
-NNJ_HD T dequantize_quotient(T t, T to_idct, int rounding);
-
-template <typename T>
-NNJ_HD T quantize_dequantize(T coef, T divisor, T to_idct, int rounding) {
-  return dequantize_quotient(coef / divisor, to_idct, rounding);
-}
-
-// quantize_dequantize from the quotient t = coef / divisor.
+// Quotient t = F / D of a scaled coefficient F and its divisor D = quant_divisor -> idct8x8_scaled input:
+// round(t) * D / 64 with to_idct = dequant_multiplier(D), or with the smooth rounding
+// r(t) = round(t) + (t - round(t))^3.
 template <typename T>
 NNJ_HD T dequantize_quotient(T t, T to_idct, int rounding) {
   const T r = round_half_even(t);
@@ -90,6 +82,12 @@ NNJ_HD T dequantize_quotient(T t, T to_idct, int rounding) {
     return (r + d * d * d) * to_idct;
   }
   return r * to_idct;
+}
+
+// The same from the scaled coefficient itself.
+template <typename T>
+NNJ_HD T quantize_dequantize(T coef, T divisor, T to_idct, int rounding) {
+  return dequantize_quotient(coef / divisor, to_idct, rounding);
 }
 
 // d/dF of round(F / D) in the smooth mode, F a scaled coefficient and D its divisor: r'(t) = 3 (t - round(t))^2.
