@@ -12,7 +12,7 @@ from __future__ import annotations
 import statistics
 import time
 from dataclasses import dataclass
-from typing import Callable, List, Optional
+from typing import Callable, Dict, List, Optional
 
 import torch
 
@@ -81,6 +81,33 @@ def time_call(fn: Callable, device: str, budget_s: float = 1.5, min_runs: int = 
         times.append(_once(fn, device, cpu))
     return Timing(statistics.median(times), min(times), max(times), len(times),
                   statistics.median(cpu) if cpu else 0.0)
+
+
+def time_alternating(fns: Dict[str, Callable], device: str, rounds: int = 15, warmup: int = 2) -> Dict[str, float]:
+    """Median seconds per call of each of `fns`, timed in alternation: round i calls them in order, round
+    i + 1 in reverse, so that a machine whose speed drifts (a shared VM) slows every one of them alike and
+    their ratios hold even where the separate rows, timed minutes apart, do not.
+
+    Args:
+        fns: name -> one full pass of the work.
+        device: "cpu" or "cuda" (as `time_call`).
+        rounds: timed calls of each.
+        warmup: untimed calls of each first.
+
+    Example:
+        >>> t = time_alternating({"a": lambda: sum(range(100)), "b": lambda: sum(range(1000))}, "cpu", rounds=3)
+        >>> sorted(t) == ["a", "b"] and all(v > 0 for v in t.values())
+        True
+    """
+    names = list(fns)
+    for _ in range(warmup):
+        for name in names:
+            fns[name]()
+    times: Dict[str, List[float]] = {name: [] for name in names}
+    for i in range(rounds):
+        for name in names if i % 2 == 0 else names[::-1]:
+            times[name].append(_once(fns[name], device))
+    return {name: statistics.median(t) for name, t in times.items()}
 
 
 def copy_bandwidth(device: str, megabytes: int = 256, runs: int = 7) -> float:

@@ -32,7 +32,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 
 from contestants import Skip, build_contestants  # noqa: E402
-from measure import copy_bandwidth, time_call  # noqa: E402
+from measure import copy_bandwidth, time_alternating, time_call  # noqa: E402
 from reporting import (bar_chart, cpu_targets, markdown_table, peer_comparisons, peer_table,  # noqa: E402
                        targets_table, write_json)
 from workloads import WORKLOADS, as_dtype, make_batch  # noqa: E402
@@ -148,6 +148,32 @@ def _timed_slice(c, batch: torch.Tensor, args):
     return batch[:keep], keep
 
 
+# The ratio targets' pairs (reference, other): each pair is also timed in alternation, after the rows.
+PAIRS = (("ours fwd", "ours fwd+bwd ste"), ("ours fwd", "ours multi K=5"),
+         ("ours fwd, out= (reused output)", "ours multi K=5, out= (reused output)"))
+
+
+def _paired(contestants, wl_name: str, dtype: str, batch: torch.Tensor, args) -> List[Dict]:
+    """Our ratio targets' pairs on one workload, timed in alternation (measure.time_alternating).
+
+    The rows time each contestant on its own, up to minutes apart; on a VM whose speed drifts by 20% within
+    the hour, a ratio of two rows then says as much about the drift as about the kernels.
+    """
+    by_name = {c.name: c for c in contestants}
+    out = []
+    for ref_name, other_name in PAIRS:
+        if ref_name not in by_name or other_name not in by_name or dtype not in by_name[other_name].dtypes:
+            continue
+        try:
+            fns = {name: by_name[name].prepare(batch, args.device) for name in (ref_name, other_name)}
+        except Skip:
+            continue
+        t = time_alternating(fns, args.device, rounds=3 if args.quick else 15, warmup=1 if args.quick else 2)
+        out.append({"workload": wl_name, "dtype": dtype, "reference": ref_name, "contestant": other_name,
+                    "time_ratio": t[other_name] / t[ref_name], "seconds": t})
+    return out
+
+
 def run(args) -> Dict:
     from tqdm import tqdm
 
@@ -155,11 +181,16 @@ def run(args) -> Dict:
     load_before = _load()
     bandwidth = copy_bandwidth(args.device, megabytes=32 if args.quick else 256)
     rows: List[Dict] = []
+    paired: List[Dict] = []
     cases = [(w, d, c) for w in args.workloads for d in args.dtypes for c in contestants]
+    last_case = {(w, d): i for i, (w, d, _) in enumerate(cases)}
     batches: Dict = {}
     uint8_batch: Dict = {}
     bar = tqdm(cases, desc="benchmark", unit="case", file=sys.stderr)
-    for wl_name, dtype, c in bar:
+    for index, (wl_name, dtype, c) in enumerate(bar):
+        if index > 0 and last_case[cases[index - 1][:2]] == index - 1 and cases[index - 1][1] == "float32":
+            bar.set_postfix_str(f"{cases[index - 1][0]} float32 ratio pairs, alternating")
+            paired += _paired(contestants, *cases[index - 1][:2], batches[cases[index - 1][:2]], args)
         bar.set_postfix_str(f"{wl_name} {dtype} {c.name}")
         if (wl_name, dtype) not in batches:
             if wl_name not in uint8_batch:
@@ -192,6 +223,8 @@ def run(args) -> Dict:
                      "mpix_per_s": ips * h * w / 1e6,
                      "bytes_per_image": bytes_per_image,
                      "fraction_of_limit": ips / (bandwidth / bytes_per_image), "ours": c.ours})
+    if cases and cases[-1][1] == "float32":
+        paired += _paired(contestants, *cases[-1][:2], batches[cases[-1][:2]], args)
     for r in rows:  # ratio to our forward kernel on the same workload and dtype
         ref = next((o for o in rows if o["workload"] == r["workload"] and o["dtype"] == r["dtype"]
                     and o["status"] == "ok" and o.get("ours")), None)
@@ -202,7 +235,7 @@ def run(args) -> Dict:
             "load_before": load_before, "load_after": _load(), "time_utc": time.strftime("%Y-%m-%d %H:%M UTC",
                                                                                          time.gmtime()),
             "copy_bandwidth_gb_per_s": bandwidth / 1e9, "quality": 75, "results": rows,
-            "targets": cpu_targets(rows) if args.device == "cpu" else [],
+            "paired": paired, "targets": cpu_targets(rows, paired=paired) if args.device == "cpu" else [],
             "peer_comparisons": peer_comparisons(rows)}
 
 

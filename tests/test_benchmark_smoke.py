@@ -81,6 +81,19 @@ def test_table_targets_and_chart(quick_run):
     assert plot.exists() and plot.stat().st_size > 1000
 
 
+@pytest.mark.slow
+def test_ratio_pairs_are_timed_in_alternation(quick_run):
+    data, _, _ = quick_run
+    pairs = {(p["reference"], p["contestant"]): p for p in data["paired"]}
+    assert set(pairs) == {("ours fwd", "ours fwd+bwd ste"), ("ours fwd", "ours multi K=5"),
+                          ("ours fwd, out= (reused output)", "ours multi K=5, out= (reused output)")}
+    for p in pairs.values():
+        assert p["workload"] == "W2" and p["dtype"] == "float32"
+        assert p["time_ratio"] == pytest.approx(p["seconds"][p["contestant"]] / p["seconds"][p["reference"]])
+    ste = next(t for t in data["targets"] if t["target"] == "W2 float32: fwd+bwd (ste) speed / fwd speed")
+    assert "alternating calls" in ste["measured"]
+
+
 # --- the peers code what their labels say (fast) ---------------------------------------------------------
 
 
@@ -180,3 +193,33 @@ def test_targets_use_the_best_peer_row_of_the_same_subsampling():
     assert u8_target["measured"] == "2.50x" and "must convert" not in u8_target["target"]
     f420 = next(t for t in targets if t["target"].startswith("W1 float32 4:2:0: ours fwd 4:2:0"))
     assert f420["measured"] == "0.33x"  # 70 / 210
+
+
+def test_ratio_targets_use_the_alternating_pair_over_separate_rows():
+    from reporting import cpu_targets
+
+    rows = [_row("ours fwd", "float32", 200, "ours"), _row("ours fwd+bwd ste", "float32", 80, "ours"),
+            _row("ours multi K=5", "float32", 60, "ours")]
+    paired = [{"workload": "W1", "dtype": "float32", "reference": "ours fwd", "contestant": "ours fwd+bwd ste",
+               "time_ratio": 1.8},
+              {"workload": "W1", "dtype": "float32", "reference": "ours fwd", "contestant": "ours multi K=5",
+               "time_ratio": 2.4}]
+    by_name = {t["target"]: t for t in cpu_targets(rows, paired=paired)}
+    ste = by_name["W1 float32: fwd+bwd (ste) speed / fwd speed"]
+    assert ste["measured"] == "0.56x (alternating calls; separate rows: 0.40x)" and ste["met"] is True
+    multi = by_name["W1 float32: multi K=5 time / one level"]
+    assert multi["measured"] == "2.40x (alternating calls; separate rows: 3.33x)" and multi["met"] is True
+    # without the pairs, the separate rows decide
+    by_name = {t["target"]: t for t in cpu_targets(rows)}
+    assert by_name["W1 float32: fwd+bwd (ste) speed / fwd speed"]["measured"] == "0.40x"
+    assert by_name["W1 float32: multi K=5 time / one level"]["met"] is False
+
+
+def test_time_alternating_times_each_function():
+    from measure import time_alternating
+
+    calls = []
+    t = time_alternating({"a": lambda: calls.append("a"), "b": lambda: calls.append("b")}, "cpu", rounds=4,
+                         warmup=1)
+    assert set(t) == {"a", "b"} and all(v >= 0 for v in t.values())
+    assert calls == ["a", "b"] + ["a", "b", "b", "a", "a", "b", "b", "a"]  # warm-up, then alternating order
