@@ -355,6 +355,8 @@ PYBIND11_MODULE(_C, m) {
       },
       py::arg("values"), py::arg("divisor"),
       "Tests: values / divisor through the current CPU path's quantizer division (bitwise IEEE on every path).");
+  m.def("cpu_store_division_mismatches", &nnjpeg::cpu::store_division_mismatches,
+        "Tests: floats x in [0, 255] whose float output on the current CPU path is not x / 255 (must be 0).");
   m.def("cuda_grid_visits", &cuda_grid_visits, py::arg("items"), py::arg("max_blocks") = nnjpeg::kMaxGridBlocks,
         "Host replay of the CUDA grid-stride loop: visits per item (each must be 1).");
 }

@@ -149,6 +149,15 @@ def test_quantizer_division_is_ieee_division(isa, use_isa):
     assert naive_misses > 0  # the cases are hard: a * (1 / b) alone gets some wrong
 
 
+@pytest.mark.parametrize("isa", C.cpu_isas() if _kernel.extension_available() else [])
+def test_float_store_division_is_exact_on_every_value(isa, use_isa):
+    """A float output is x / 255 of the clamped 0..255 value; the FMA paths multiply by 1 / 255 and correct
+    once (simd_vec.h, to_pixel), which must give the division's bits for each of the 1.13e9 floats in
+    [0, 255] (without the correction about 7.9e8 of them differ)."""
+    use_isa(isa)
+    assert C.cpu_store_division_mismatches() == 0
+
+
 def test_isa_selection():
     assert C.cpu_isas()[0] == "scalar" and C.cpu_isa() in C.cpu_isas()
     with pytest.raises(ValueError, match="unknown or unsupported CPU code path"):

@@ -161,6 +161,19 @@ void chroma_phase_420(const RoundtripParams& p, const Geometry& g) {
 
 bool streams_output(const RoundtripParams& p) { return use_streaming_stores(p); }
 
+int64_t store_division_mismatches() {
+  switch (current_isa()) {
+#if defined(NNJPEG_X86_ISAS)
+    case Isa::kAvx512: return avx512::store_division_mismatches();
+    case Isa::kAvx2: return avx2::store_division_mismatches();
+#endif
+#if defined(NNJPEG_SIMD)
+    case Isa::kGeneric: return generic::store_division_mismatches();
+#endif
+    default: return 0;  // the scalar path divides (store_255, pixel_io.h)
+  }
+}
+
 void divide_like_quantizer(const float* a, float* q, int64_t n, float b) {
   switch (current_isa()) {
 #if defined(NNJPEG_X86_ISAS)

@@ -369,6 +369,22 @@ void divide_values(const float* a, float* q, int64_t n, float b) {
   }
 }
 
+int64_t store_division_mismatches() {
+  const int32_t last = 0x437F0000;  // the bits of 255.0f: the floats of [+0, 255] are the patterns 0 .. last
+  vi lane, mismatches = vi{};
+  for (int j = 0; j < kLanes; ++j) lane[j] = j;
+  for (int32_t base = 0; base <= last; base += kLanes) {
+    vi bits = lane + base;
+    bits = bits > last ? vi{} + last : bits;
+    const vf x = __builtin_bit_cast(vf, bits);
+    const vf got = to_pixel(Vec(x), static_cast<const float*>(nullptr)).v, want = x / broadcast(255.0f);
+    mismatches -= __builtin_bit_cast(vi, got) != __builtin_bit_cast(vi, want);  // -1 where they differ
+  }
+  int64_t total = 0;
+  for (int j = 0; j < kLanes; ++j) total += mismatches[j];
+  return total;
+}
+
 void backward_444(const RoundtripParams& p, const GroupLayout& l, int64_t begin, int64_t end) {
   for (int64_t item = begin; item < end; ++item) backward_group<float>(p, make_group(p, l, item));
 }

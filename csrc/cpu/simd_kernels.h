@@ -35,6 +35,7 @@ struct InputRange {
 // `input_cached`: the chroma phase has just read these groups' input, so the next group's rows are not
 // prefetched exactly, which only cost instructions there).
 // divide_values (tests): q[i] = a[i] / b through the quantizer's vector division (simd_vec.h, divide).
+// store_division_mismatches (tests): the floats x of [0, 255] whose float output (to_pixel) is not x / 255.
 #define NNJPEG_DECLARE_SIMD_ISA(isa)                                                              \
   namespace isa {                                                                                 \
   int lanes();                                                                                    \
@@ -45,6 +46,7 @@ struct InputRange {
   void luma_420(const RoundtripParams& p, const GroupLayout& l, int64_t begin, int64_t end,      \
                 InputRange* range, bool input_cached);                                            \
   void divide_values(const float* a, float* q, int64_t n, float b);                              \
+  int64_t store_division_mismatches();                                                            \
   }
 
 NNJPEG_DECLARE_SIMD_ISA(generic)

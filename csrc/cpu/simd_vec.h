@@ -64,8 +64,9 @@ inline Vec round_half_even(Vec x) {  // rintf per lane: round half to even in th
 // tests/test_cpu_isa_parity.py checks it against numpy's division around every rounding boundary. Intel
 // Sapphire Rapids AVX-512 guest, quantizer only, A/B in one process, 2 threads, medians: W1 float32 22.9 ->
 // 22.2 ms, W2 6.96 -> 6.70, W3 26.7 -> 25.5; uint8 W1 17.7 -> 16.6, W2 5.61 -> 5.21, W3 23.4 -> 22.0;
-// roundtrip_multi K = 5 on W1 58.7 -> 54.8; 4:2:0 1-2%; the AVX2 path 1-1.5%. The store's division by 255
-// measured slower this way (W1 21.5 -> 22.1 ms) and stays a division. Without FMA, the division.
+// roundtrip_multi K = 5 on W1 58.7 -> 54.8; 4:2:0 1-2%; the AVX2 path 1-1.5%. (For the store's division by
+// 255 this form measured slower, W1 21.5 -> 22.1 ms; one correction suffices there: to_pixel.) Without FMA,
+// the division.
 #if NNJPEG_SIMD_LANES == 16 && defined(__AVX512F__)
 #define NNJ_FMA_DIVIDE 1
 inline vf remainder_of(vf q, vf b, vf a) { return vf(_mm512_fmsub_ps(__m512(q), __m512(b), __m512(a))); }  // q b - a
@@ -290,5 +291,18 @@ inline void store_lane_rows(const Vec* cols, IO* const* base, int64_t off, int64
 // Loaded pixel values -> 0..255 scale (load_255 of pixel_io.h), and 0..255 -> stored values (store_255).
 inline Vec from_pixel(Vec v, const uint8_t*) { return v; }
 inline Vec from_pixel(Vec v, const float*) { return sanitize_255(v * Vec(255.0f)); }
-inline Vec to_pixel(Vec v255, const float*) { return sanitize_255(v255) / Vec(255.0f); }
+// The float output x / 255 of x = sanitize_255(v) in [0, 255]: with FMA, x * (1 / 255) and one correction by
+// the exact remainder, which gives the division's bits for every float in [0, 255] (all 1.13e9 of them are
+// checked through _C.cpu_store_division_mismatches, tests/test_cpu_isa_parity.py). Intel Sapphire Rapids
+// guest, in-process A/B, 2 threads, medians: W1 float32 21.8 -> 21.3 ms, W2 7.52 -> 7.23, W3 27.5 -> 27.0,
+// roundtrip_multi K = 5 on W1 54.7 -> 53.4. (The quantizer's general divide, two corrections, measured slower
+// here.)
+inline Vec to_pixel(Vec v255, const float*) {
+#if defined(NNJ_FMA_DIVIDE)
+  const vf x = sanitize_255(v255).v, y = broadcast(1.0f / 255.0f), q = x * y;
+  return Vec(corrected(remainder_of(q, broadcast(255.0f), x), y, q));
+#else
+  return sanitize_255(v255) / Vec(255.0f);
+#endif
+}
 inline Vec to_pixel(Vec v255, const uint8_t*) { return round_half_even(sanitize_255(v255)); }

@@ -24,6 +24,9 @@ bool select_isa(const std::string& name);  // "auto" = best supported; false if 
 // Tests: q[i] = a[i] / b through the current path's quantizer division (the SIMD paths divide by multiplying
 // by 1 / b; each must give the bits of the IEEE division, as the scalar path does).
 void divide_like_quantizer(const float* a, float* q, int64_t n, float b);
+// Tests: how many floats x of [0, 255] the current path stores as a float output other than x / 255 (0 on
+// every path: the SIMD paths multiply by 1 / 255 and correct).
+int64_t store_division_mismatches();
 // Whether roundtrip_forward(p) stores p.output with streaming stores on the SIMD path (csrc/cpu/streaming_stores.h).
 bool streams_output(const RoundtripParams& p);
 // Whether the CPU "ste" backward would store p.grad_input with streaming stores (the same conditions).
