@@ -3,7 +3,7 @@
 // Two forms:
 // - Orthonormal (dct8x8 / idct8x8): the even/odd split, 22 multiplies per 1-D transform. The backward
 //   kernels use it for the adjoints of the linear steps.
-// - Scaled (fdct8x8_scaled / idct8x8_scaled): Arai-Agui-Nakajima's factorisation, 5 multiplies and 29
+// - Scaled (fdct8x8_scaled / idct8_scaled): Arai-Agui-Nakajima's factorisation, 5 multiplies and 29
 //   additions per 1-D transform. Its outputs are the orthonormal coefficients times a known factor per
 //   frequency, which the quantizer folds into its divisor (quant_divisor in quantize.h), as JPEG codecs
 //   do. The forward round trip runs this form: about half the arithmetic of the orthonormal one.
@@ -165,11 +165,8 @@ NNJ_HD void fdct8x8_scaled(T* blk) {
   for (int c = 0; c < 8; ++c) fdct8_scaled(blk + c, 8);
 }
 
-// 2-D scaled inverse DCT in place: blk[u * 8 + v] holds coefficient * aan_scale(u) * aan_scale(v) / 64.
-template <typename T>
-NNJ_HD void idct8x8_scaled(T* blk) {
-  for (int c = 0; c < 8; ++c) idct8_scaled(blk + c, 8);
-  for (int r = 0; r < 8; ++r) idct8_scaled(blk + 8 * r, 1);
-}
+// The 2-D scaled inverse DCT (idct8_scaled over the columns, then the rows, with blk[u * 8 + v] holding
+// coefficient * aan_scale(u) * aan_scale(v) / 64) runs inside decode_block (roundtrip_block.h), whose column
+// pass takes each column straight from the dequantizer.
 
 }  // namespace nnjpeg

@@ -24,7 +24,7 @@ NNJ_HD S quant_divisor(float step, int i) {
   return S(step) * (S(aan_scale(i / 8)) * S(aan_scale(i % 8)));
 }
 
-// idct8x8_scaled's input per quantization level: D / 64 (exact: a power of two).
+// The scaled inverse DCT's input per quantization level (decode_block): D / 64 (exact: a power of two).
 template <typename S>
 NNJ_HD S dequant_multiplier(S divisor) { return divisor * S(0.015625); }
 
@@ -54,7 +54,7 @@ NNJ_HD T divide(T a, T b, T y) {
   return a / b;
 }
 
-// Coefficient i's divisor and idct8x8_scaled multiplier from a table's steps, or prepared.
+// Coefficient i's divisor and inverse-DCT multiplier from a table's steps, or prepared.
 template <typename S>
 NNJ_HD S divisor_at(const float* steps, int i) { return quant_divisor<S>(steps[i], i); }
 template <typename S>
@@ -71,7 +71,7 @@ NNJ_HD T quotient_at(T coef, const QuantDivisors<S>& q, int i, S divisor) {
   return divide(coef, T(divisor), T(q.reciprocal[i]));
 }
 
-// Quotient t = F / D of a scaled coefficient F and its divisor D = quant_divisor -> idct8x8_scaled input:
+// Quotient t = F / D of a scaled coefficient F and its divisor D = quant_divisor -> scaled inverse DCT input:
 // round(t) * D / 64 with to_idct = dequant_multiplier(D), or with the smooth rounding
 // r(t) = round(t) + (t - round(t))^3.
 template <typename T>

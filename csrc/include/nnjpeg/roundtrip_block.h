@@ -47,13 +47,13 @@ NNJ_HD const float* table_for(const RoundtripParams& p, int64_t k, int64_t n, bo
 // Divisor of scaled coefficient i for these steps, in the compute type T (computed as a scalar).
 template <typename T>
 NNJ_HD T divisor_for(const float* steps, int i) {
-  using S = decltype(scalar_of(T()));
-  return T(quant_divisor<S>(steps[i], i));
+  return T(divisor_at<decltype(scalar_of(T()))>(steps, i));
 }
 
-// Quantize + dequantize a block of scaled coefficients (fdct8x8_scaled) into dst, then inverse DCT
-// (idct8x8_scaled). Each column is dequantized and goes through the column pass in registers: the same
-// operations in the same order as dequantizing all 64 first, without that round trip through memory
+// Quantize + dequantize a block of scaled coefficients (fdct8x8_scaled) into dst, then the 2-D scaled inverse
+// DCT (idct8_scaled over the columns, then the rows). Each column is dequantized and goes through the column
+// pass in registers: the same operations in the same order as dequantizing all 64 first, without that round
+// trip through memory
 // (AMD Zen 4 AVX-512 guest, A/B in one process, medians: W1 float32 forward 1.6-4% faster). Steps: the
 // table's steps (const float*), or its QuantDivisors prepared once (quantize.h).
 template <typename T, typename Steps>
