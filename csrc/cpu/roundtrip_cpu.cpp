@@ -30,23 +30,29 @@ struct SimdPath {
   BackwardFn backward;
   BackwardFn chroma_420;  // same shape: no input range
   LumaFn luma_420;
+  void (*divide_values)(const float*, float*, int64_t, float);  // the test hooks of kernels.h
+  int64_t (*store_division_mismatches)();
 };
 
 // The SIMD path of the current ISA; lanes = 0 for the scalar path.
+#define NNJ_SIMD_PATH(isa)                                                                              \
+  SimdPath {                                                                                            \
+    isa::lanes(), isa::forward_444, isa::backward_444, isa::chroma_420, isa::luma_420, isa::divide_values, \
+        isa::store_division_mismatches                                                                  \
+  }
 SimdPath simd_path() {
   switch (current_isa()) {  // cpu_isa.cpp only selects what this build compiled
 #if defined(NNJPEG_X86_ISAS)
-    case Isa::kAvx512:
-      return {avx512::lanes(), avx512::forward_444, avx512::backward_444, avx512::chroma_420, avx512::luma_420};
-    case Isa::kAvx2: return {avx2::lanes(), avx2::forward_444, avx2::backward_444, avx2::chroma_420, avx2::luma_420};
+    case Isa::kAvx512: return NNJ_SIMD_PATH(avx512);
+    case Isa::kAvx2: return NNJ_SIMD_PATH(avx2);
 #endif
 #if defined(NNJPEG_SIMD)
-    case Isa::kGeneric:
-      return {generic::lanes(), generic::forward_444, generic::backward_444, generic::chroma_420, generic::luma_420};
+    case Isa::kGeneric: return NNJ_SIMD_PATH(generic);
 #endif
-    default: return {0, nullptr, nullptr, nullptr, nullptr};
+    default: return {0, nullptr, nullptr, nullptr, nullptr, nullptr, nullptr};
   }
 }
+#undef NNJ_SIMD_PATH
 
 // The lanes of one group share their tables (they are scalars in the block math): groups cross from one
 // image to the next only when every image has the same tables (and the caller allows it).
@@ -162,30 +168,14 @@ void chroma_phase_420(const RoundtripParams& p, const Geometry& g) {
 bool streams_output(const RoundtripParams& p) { return use_streaming_stores(p); }
 
 int64_t store_division_mismatches() {
-  switch (current_isa()) {
-#if defined(NNJPEG_X86_ISAS)
-    case Isa::kAvx512: return avx512::store_division_mismatches();
-    case Isa::kAvx2: return avx2::store_division_mismatches();
-#endif
-#if defined(NNJPEG_SIMD)
-    case Isa::kGeneric: return generic::store_division_mismatches();
-#endif
-    default: return 0;  // the scalar path divides (store_255, pixel_io.h)
-  }
+  const SimdPath path = simd_path();
+  return path.lanes == 0 ? 0 : path.store_division_mismatches();  // the scalar path divides (store_255)
 }
 
 void divide_like_quantizer(const float* a, float* q, int64_t n, float b) {
-  switch (current_isa()) {
-#if defined(NNJPEG_X86_ISAS)
-    case Isa::kAvx512: return avx512::divide_values(a, q, n, b);
-    case Isa::kAvx2: return avx2::divide_values(a, q, n, b);
-#endif
-#if defined(NNJPEG_SIMD)
-    case Isa::kGeneric: return generic::divide_values(a, q, n, b);
-#endif
-    default:
-      for (int64_t i = 0; i < n; ++i) q[i] = a[i] / b;
-  }
+  const SimdPath path = simd_path();
+  if (path.lanes != 0) return path.divide_values(a, q, n, b);
+  for (int64_t i = 0; i < n; ++i) q[i] = a[i] / b;  // the scalar path divides (quantize_dequantize)
 }
 
 void roundtrip_forward(const RoundtripParams& params) {
