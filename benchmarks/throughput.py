@@ -188,9 +188,6 @@ def run(args) -> Dict:
     uint8_batch: Dict = {}
     bar = tqdm(cases, desc="benchmark", unit="case", file=sys.stderr)
     for index, (wl_name, dtype, c) in enumerate(bar):
-        if index > 0 and last_case[cases[index - 1][:2]] == index - 1 and cases[index - 1][1] == "float32":
-            bar.set_postfix_str(f"{cases[index - 1][0]} float32 ratio pairs, alternating")
-            paired += _paired(contestants, *cases[index - 1][:2], batches[cases[index - 1][:2]], args)
         bar.set_postfix_str(f"{wl_name} {dtype} {c.name}")
         if (wl_name, dtype) not in batches:
             if wl_name not in uint8_batch:
@@ -215,16 +212,16 @@ def run(args) -> Dict:
                           warmup_s=0.0 if args.quick else 1.0)
         except Skip as skip:
             rows.append({**row, "status": "skipped", "images": n, "reason": str(skip)})
-            continue
-        bytes_per_image = ch * h * w * batch.element_size() * (1 + c.levels) * (2 if c.backward else 1)
-        ips = n / t.median
-        rows.append({**row, "status": "ok", "images": n, "seconds": t.median, "seconds_min": t.low, "seconds_max": t.high,
-                     "runs": t.runs, "spread": t.spread, "cpu_per_wall": t.cpu_per_wall, "images_per_s": ips,
-                     "mpix_per_s": ips * h * w / 1e6,
-                     "bytes_per_image": bytes_per_image,
-                     "fraction_of_limit": ips / (bandwidth / bytes_per_image), "ours": c.ours})
-    if cases and cases[-1][1] == "float32":
-        paired += _paired(contestants, *cases[-1][:2], batches[cases[-1][:2]], args)
+        else:
+            bytes_per_image = ch * h * w * batch.element_size() * (1 + c.levels) * (2 if c.backward else 1)
+            ips = n / t.median
+            rows.append({**row, "status": "ok", "images": n, "seconds": t.median, "seconds_min": t.low,
+                         "seconds_max": t.high, "runs": t.runs, "spread": t.spread, "cpu_per_wall": t.cpu_per_wall,
+                         "images_per_s": ips, "mpix_per_s": ips * h * w / 1e6, "bytes_per_image": bytes_per_image,
+                         "fraction_of_limit": ips / (bandwidth / bytes_per_image), "ours": c.ours})
+        if dtype == "float32" and last_case[(wl_name, dtype)] == index:  # the workload's last float32 case
+            bar.set_postfix_str(f"{wl_name} float32 ratio pairs, alternating")
+            paired += _paired(contestants, wl_name, dtype, batches[(wl_name, dtype)], args)
     for r in rows:  # ratio to our forward kernel on the same workload and dtype
         ref = next((o for o in rows if o["workload"] == r["workload"] and o["dtype"] == r["dtype"]
                     and o["status"] == "ok" and o.get("ours")), None)
