@@ -215,6 +215,16 @@ def test_ratio_targets_use_the_alternating_pair_over_separate_rows():
     assert by_name["W1 float32: multi K=5 time / one level"]["met"] is False
 
 
+def test_a_ratio_just_short_of_its_goal_is_not_printed_as_the_goal():
+    from reporting import cpu_targets, ratio_text
+
+    assert ratio_text(0.4951, 0.5) == "0.495" and ratio_text(2.995, 3.0) == "2.995" and ratio_text(0.56, 0.5) == "0.56"
+    assert ratio_text(0.5, 0.5) == "0.50" and ratio_text(2.5004, 2.5) == "2.5004"
+    rows = [_row("ours fwd", "float32", 200, "ours"), _row("ours fwd+bwd ste", "float32", 200 / (1 / 0.4951), "ours")]
+    ste = next(t for t in cpu_targets(rows) if t["target"] == "W1 float32: fwd+bwd (ste) speed / fwd speed")
+    assert ste["measured"] == "0.495x" and ste["met"] is False
+
+
 def test_time_alternating_times_each_function():
     from measure import time_alternating
 
