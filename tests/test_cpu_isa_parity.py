@@ -50,6 +50,8 @@ def _cases():
     yield "one block per image", torch.rand(5, 3, 8, 8, generator=g)
     yield "9 images of 12x20 (groups across images, every block at an edge)", torch.rand(9, 3, 12, 20, generator=g)
     yield "5 images of 72x136 (4:2:0 image by image, chroma and luma interleaved)", torch.rand(5, 3, 72, 136, generator=g)
+    yield "42 images of 12x20 (4:2:0 in items of whole images, groups across images)", torch.rand(42, 3, 12, 20,
+                                                                                                  generator=g)
     yield "1x1", torch.rand(2, 3, 1, 1, generator=g)
     yield "photo 137x153", _photo(137, 153)[None].float().div(255).repeat(2, 1, 1, 1)
 

@@ -2,6 +2,7 @@
 // (4:4:4 and 4:2:0, uint8/float32) and the 4:4:4 backward (float32) run on the SIMD path (simd_kernels.h)
 // chosen at run time; the rest, and the "scalar" choice, run the shared block functions one block per item.
 #include <math.h>
+#include <numeric>
 #include <stdint.h>
 
 #include <type_traits>
@@ -119,6 +120,44 @@ bool interleaved_420(const RoundtripParams& p, const Geometry& g, const SimdPath
   return true;
 }
 
+// 4:2:0 on a batch of small images: work items of a few whole images, each running its images' chroma
+// groups and then their luma groups, so the luma phase reads the input the chroma phase has just loaded
+// from the cache instead of from memory. The item size keeps a group inside one item (where groups span
+// images) and the item's input within the cache. False where that leaves too few items for the threads.
+// (Intel Sapphire Rapids guest, in-process A/B against the two phases, 2 threads: W2 float32 9.36 -> 8.88 ms,
+// uint8 7.47 -> 6.96; item budgets of 48 KB to 1.5 MB measured the same.)
+bool chunked_420(const RoundtripParams& p, const Geometry& g, const SimdPath& path, InputRange* all) {
+  const GroupLayout luma = group_layout(p, g.blocks_y, g.blocks_x, path.lanes);
+  const GroupLayout chroma = group_layout(p, g.chroma_h / 8, g.chroma_w / 8, path.lanes);
+  const int64_t lanes = path.lanes, threads = p.num_threads < 1 ? 1 : p.num_threads;
+  // Images per item: where groups span images, a multiple that holds whole chroma and whole luma groups.
+  int64_t unit = 1;
+  if (luma.spans_images) {
+    const int64_t c = lanes / std::gcd(lanes, chroma.blocks_per_image);
+    const int64_t l = lanes / std::gcd(lanes, luma.blocks_per_image);
+    unit = std::lcm(c, l);
+  }
+  const int64_t image_bytes = p.c * p.h * p.w * element_size(p.dtype), budget = 256 * 1024;
+  int64_t chunk = unit;
+  while (chunk * 2 * image_bytes <= budget && p.n / (chunk * 2) >= 8 * threads) chunk *= 2;
+  const int64_t items = (p.n + chunk - 1) / chunk;
+  if (items < 2 * threads) return false;
+  std::vector<InputRange> ranges(all ? size_t(items) : 0, InputRange{INFINITY, -INFINITY, false});
+  parallel_for(items, p.num_threads, [&](int64_t item) {
+    const int64_t n0 = item * chunk, n1 = n0 + chunk < p.n ? n0 + chunk : p.n;
+    // Groups [first, end) of images [n0, n1) (spanning: n0 and n1 < n start on a group boundary).
+    auto range_of = [&](const GroupLayout& l) {
+      if (!l.spans_images) return std::make_pair(n0 * l.groups_per_image, n1 * l.groups_per_image);
+      return std::make_pair(n0 * l.blocks_per_image / lanes, (n1 * l.blocks_per_image + lanes - 1) / lanes);
+    };
+    const auto c = range_of(chroma), y = range_of(luma);
+    path.chroma_420(p, chroma, c.first, c.second);
+    path.luma_420(p, luma, y.first, y.second, all ? &ranges[size_t(item)] : nullptr, true);
+  }, 1);
+  for (const InputRange& r : ranges) merge_range(r, all);
+  return true;
+}
+
 // The SIMD forward (4:4:4 and 4:2:0, uint8/float32); false when the scalar path must run instead. Float32
 // input with p.input_range set gets its range published there (params.h).
 bool simd_forward(const RoundtripParams& p, const Geometry& g) {
@@ -128,7 +167,8 @@ bool simd_forward(const RoundtripParams& p, const Geometry& g) {
   InputRange all{INFINITY, -INFINITY, false};
   const GroupLayout luma = group_layout(p, g.blocks_y, g.blocks_x, path.lanes);
   if (uses_420(p)) {
-    if (!interleaved_420(p, g, path, fold_range ? &all : nullptr)) {  // small images or few of them: two phases
+    InputRange* range = fold_range ? &all : nullptr;
+    if (!interleaved_420(p, g, path, range) && !chunked_420(p, g, path, range)) {  // few images: two phases
       const GroupLayout chroma = group_layout(p, g.chroma_h / 8, g.chroma_w / 8, path.lanes);
       run_groups(p, chroma, nullptr, [&](int64_t b, int64_t e, InputRange*) { path.chroma_420(p, chroma, b, e); });
       run_groups(p, luma, fold_range ? &all : nullptr,
