@@ -49,7 +49,10 @@ def _cases():
     yield "gray 23x17", torch.rand(4, 1, 23, 17, generator=g)
     yield "one block per image", torch.rand(5, 3, 8, 8, generator=g)
     yield "9 images of 12x20 (groups across images, every block at an edge)", torch.rand(9, 3, 12, 20, generator=g)
-    yield "5 images of 72x136 (4:2:0 image by image, chroma and luma interleaved)", torch.rand(5, 3, 72, 136, generator=g)
+    yield "5 images of 72x136 (4:2:0: one pass with 8 lanes, two phases with 16)", torch.rand(5, 3, 72, 136, generator=g)
+    yield "8 images of 100x150 (4:2:0 in one pass, image by image, edge macro-blocks)", torch.rand(8, 3, 100, 150,
+                                                                                                   generator=g)
+    yield "4 images of 48x600 (4:2:0 in one pass, 38 macro-blocks per row)", torch.rand(4, 3, 48, 600, generator=g)
     yield "42 images of 12x20 (4:2:0 in items of whole images, groups across images)", torch.rand(42, 3, 12, 20,
                                                                                                   generator=g)
     yield "1x1", torch.rand(2, 3, 1, 1, generator=g)

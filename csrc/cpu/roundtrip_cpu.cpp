@@ -23,23 +23,23 @@ namespace {
 
 using ForwardFn = void (*)(const RoundtripParams&, const GroupLayout&, int64_t, int64_t, InputRange*);
 using BackwardFn = void (*)(const RoundtripParams&, const GroupLayout&, int64_t, int64_t);
-using LumaFn = void (*)(const RoundtripParams&, const GroupLayout&, int64_t, int64_t, InputRange*, bool);
 
 struct SimdPath {
   int lanes;
   ForwardFn forward;
   BackwardFn backward;
   BackwardFn chroma_420;  // same shape: no input range
-  LumaFn luma_420;
+  ForwardFn luma_420;
+  ForwardFn one_pass_420;
   void (*divide_values)(const float*, float*, int64_t, float);  // the test hooks of kernels.h
   int64_t (*store_division_mismatches)();
 };
 
 // The SIMD path of the current ISA; lanes = 0 for the scalar path.
-#define NNJ_SIMD_PATH(isa)                                                                              \
-  SimdPath {                                                                                            \
-    isa::lanes(), isa::forward_444, isa::backward_444, isa::chroma_420, isa::luma_420, isa::divide_values, \
-        isa::store_division_mismatches                                                                  \
+#define NNJ_SIMD_PATH(isa)                                                                            \
+  SimdPath {                                                                                          \
+    isa::lanes(), isa::forward_444, isa::backward_444, isa::chroma_420, isa::luma_420, isa::one_pass_420, \
+        isa::divide_values, isa::store_division_mismatches                                            \
   }
 SimdPath simd_path() {
   switch (current_isa()) {  // cpu_isa.cpp only selects what this build compiled
@@ -50,7 +50,7 @@ SimdPath simd_path() {
 #if defined(NNJPEG_SIMD)
     case Isa::kGeneric: return NNJ_SIMD_PATH(generic);
 #endif
-    default: return {0, nullptr, nullptr, nullptr, nullptr, nullptr, nullptr};
+    default: return {0, nullptr, nullptr, nullptr, nullptr, nullptr, nullptr, nullptr};
   }
 }
 #undef NNJ_SIMD_PATH
@@ -89,70 +89,25 @@ void run_groups(const RoundtripParams& p, const GroupLayout& l, InputRange* all,
   for (const InputRange& r : ranges) merge_range(r, all);
 }
 
-// 4:2:0 on a batch of large images: one image per work item, its chroma and luma groups interleaved, each
-// luma group as soon as the chroma rows its upsampling reads are decoded. The luma phase then reads input
-// rows and decoded chroma the chroma phase has just touched, from the cache, where the two phases over the
-// whole batch read the input from memory twice (W3 float32: one pass measured 61 ms, two phases 32 ms more
-// than 4:4:4). Same groups, same arithmetic: the order of groups never changes a result.
-bool interleaved_420(const RoundtripParams& p, const Geometry& g, const SimdPath& path, InputRange* all) {
-  if (p.h < 64 || p.n < 2 * int64_t(p.num_threads < 1 ? 1 : p.num_threads)) return false;
-  const GroupLayout luma = group_layout(p, g.blocks_y, g.blocks_x, path.lanes, false);
-  const GroupLayout chroma = group_layout(p, g.chroma_h / 8, g.chroma_w / 8, path.lanes, false);
-  const int64_t chroma_rows = g.chroma_h / 8, lanes = path.lanes;
-  std::vector<InputRange> ranges(all ? size_t(p.n) : 0, InputRange{INFINITY, -INFINITY, false});
-  parallel_for(p.n, p.num_threads, [&](int64_t n) {
-    int64_t chroma_done = 0;  // chroma groups [0, chroma_done) of image n are decoded
-    for (int64_t i = 0; i < luma.groups_per_image; ++i) {
-      const int64_t last = ((i + 1) * lanes < luma.blocks_per_image ? (i + 1) * lanes : luma.blocks_per_image) - 1;
-      // Luma block row r upsamples chroma sample rows 4r - 1 .. 4r + 4: chroma block rows up to (r + 1) / 2.
-      int64_t row = (last / luma.blocks_x + 1) / 2;
-      row = row < chroma_rows ? row : chroma_rows - 1;
-      const int64_t need = ((row + 1) * chroma.blocks_x + lanes - 1) / lanes;
-      if (need > chroma_done) {
-        path.chroma_420(p, chroma, n * chroma.groups_per_image + chroma_done, n * chroma.groups_per_image + need);
-        chroma_done = need;
-      }
-      path.luma_420(p, luma, n * luma.groups_per_image + i, n * luma.groups_per_image + i + 1,
-                    all ? &ranges[size_t(n)] : nullptr, true);
-    }
-  }, 1);  // an image is a large item
-  for (const InputRange& r : ranges) merge_range(r, all);
-  return true;
-}
-
-// 4:2:0 on a batch of small images: work items of a few whole images, each running its images' chroma
-// groups and then their luma groups, so the luma phase reads the input the chroma phase has just loaded
-// from the cache instead of from memory. The item size keeps a group inside one item (where groups span
-// images) and the item's input within the cache. False where that leaves too few items for the threads.
-// (Intel Sapphire Rapids guest, in-process A/B against the two phases, 2 threads: W2 float32 9.36 -> 8.88 ms,
-// uint8 7.47 -> 6.96; item budgets of 48 KB to 1.5 MB measured the same.)
-bool chunked_420(const RoundtripParams& p, const Geometry& g, const SimdPath& path, InputRange* all) {
-  const GroupLayout luma = group_layout(p, g.blocks_y, g.blocks_x, path.lanes);
-  const GroupLayout chroma = group_layout(p, g.chroma_h / 8, g.chroma_w / 8, path.lanes);
+// 4:2:0 in one pass (simd_420.h, one_pass_420) over work items of whole images: one image per item, or for
+// small images (fewer than 4 groups of macro-blocks) a few images whose macro-blocks share groups, as many
+// as keep a group inside one item and the item's input within the cache. False where that leaves too few
+// items for the threads (few images: the two phases then share out the groups of the batch).
+bool one_pass_420(const RoundtripParams& p, const Geometry& g, const SimdPath& path, InputRange* all) {
   const int64_t lanes = path.lanes, threads = p.num_threads < 1 ? 1 : p.num_threads;
-  // Images per item: where groups span images, a multiple that holds whole chroma and whole luma groups.
-  int64_t unit = 1;
-  if (luma.spans_images) {
-    const int64_t c = lanes / std::gcd(lanes, chroma.blocks_per_image);
-    const int64_t l = lanes / std::gcd(lanes, luma.blocks_per_image);
-    unit = std::lcm(c, l);
-  }
+  const int64_t mb_per_image = (g.chroma_h / 8) * (g.chroma_w / 8);
+  const GroupLayout mb = group_layout(p, g.chroma_h / 8, g.chroma_w / 8, path.lanes, mb_per_image < 4 * lanes);
+  int64_t chunk = mb.spans_images ? lanes / std::gcd(lanes, mb_per_image) : 1;  // its groups end with it
   const int64_t image_bytes = p.c * p.h * p.w * element_size(p.dtype), budget = 256 * 1024;
-  int64_t chunk = unit;
   while (chunk * 2 * image_bytes <= budget && p.n / (chunk * 2) >= 8 * threads) chunk *= 2;
   const int64_t items = (p.n + chunk - 1) / chunk;
   if (items < 2 * threads) return false;
   std::vector<InputRange> ranges(all ? size_t(items) : 0, InputRange{INFINITY, -INFINITY, false});
   parallel_for(items, p.num_threads, [&](int64_t item) {
     const int64_t n0 = item * chunk, n1 = n0 + chunk < p.n ? n0 + chunk : p.n;
-    // Groups [first, end) of images [n0, n1) (spanning: n0 and n1 < n start on a group boundary).
-    auto range_of = [&](const GroupLayout& l) {
-      if (!l.spans_images) return std::make_pair(n0 * l.groups_per_image, n1 * l.groups_per_image);
-      return std::make_pair(n0 * l.blocks_per_image / lanes, (n1 * l.blocks_per_image + lanes - 1) / lanes);
-    };
-    const auto c = range_of(chroma), y = range_of(luma);
-    path.chroma_420(p, chroma, c.first, c.second);
-    path.luma_420(p, luma, y.first, y.second, all ? &ranges[size_t(item)] : nullptr, true);
+    const int64_t first = mb.spans_images ? n0 * mb_per_image / lanes : n0 * mb.groups_per_image;
+    const int64_t end = mb.spans_images ? (n1 * mb_per_image + lanes - 1) / lanes : n1 * mb.groups_per_image;
+    path.one_pass_420(p, mb, first, end, all ? &ranges[size_t(item)] : nullptr);
   }, 1);
   for (const InputRange& r : ranges) merge_range(r, all);
   return true;
@@ -168,11 +123,11 @@ bool simd_forward(const RoundtripParams& p, const Geometry& g) {
   const GroupLayout luma = group_layout(p, g.blocks_y, g.blocks_x, path.lanes);
   if (uses_420(p)) {
     InputRange* range = fold_range ? &all : nullptr;
-    if (!interleaved_420(p, g, path, range) && !chunked_420(p, g, path, range)) {  // few images: two phases
+    if (!one_pass_420(p, g, path, range)) {  // few images: two phases, each over the batch's groups
       const GroupLayout chroma = group_layout(p, g.chroma_h / 8, g.chroma_w / 8, path.lanes);
       run_groups(p, chroma, nullptr, [&](int64_t b, int64_t e, InputRange*) { path.chroma_420(p, chroma, b, e); });
       run_groups(p, luma, fold_range ? &all : nullptr,
-                 [&](int64_t b, int64_t e, InputRange* r) { path.luma_420(p, luma, b, e, r, false); });
+                 [&](int64_t b, int64_t e, InputRange* r) { path.luma_420(p, luma, b, e, r); });
     }
   } else {
     run_groups(p, luma, fold_range ? &all : nullptr,

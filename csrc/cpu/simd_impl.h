@@ -15,6 +15,7 @@
 #include <string.h>
 
 #include <type_traits>
+#include <vector>
 #if defined(__SSE__)
 #include <immintrin.h>
 #endif
@@ -339,14 +340,19 @@ void chroma_420(const RoundtripParams& p, const GroupLayout& l, int64_t begin, i
   });
 }
 
-void luma_420(const RoundtripParams& p, const GroupLayout& l, int64_t begin, int64_t end, InputRange* range,
-              bool input_cached) {
+void luma_420(const RoundtripParams& p, const GroupLayout& l, int64_t begin, int64_t end, InputRange* range) {
   const Geometry geo = geometry(p);
   for_each_group(p, l, begin, end, 8, [&](const Group& g, const Group* next) {
-    const Group* prefetched = input_cached ? nullptr : next;
-    if (p.dtype == kUInt8) luma_group_420<uint8_t>(p, geo, g, prefetched, nullptr);
-    else luma_group_420<float>(p, geo, g, prefetched, range);
+    if (p.dtype == kUInt8) luma_group_420<uint8_t>(p, geo, g, next, nullptr);
+    else luma_group_420<float>(p, geo, g, next, range);
   });
+  fence_streaming_stores(p);
+}
+
+void one_pass_420(const RoundtripParams& p, const GroupLayout& l, int64_t begin, int64_t end, InputRange* range) {
+  const Geometry geo = geometry(p);
+  if (p.dtype == kUInt8) one_pass_group_range<uint8_t>(p, geo, l, begin, end, nullptr);
+  else one_pass_group_range<float>(p, geo, l, begin, end, range);
   fence_streaming_stores(p);
 }
 

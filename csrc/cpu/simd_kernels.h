@@ -30,10 +30,10 @@ struct InputRange {
 // Forward 4:4:4 (and grayscale / plain RGB), uint8 or float32, groups [begin, end); with float32 input and
 // a non-null `range`, also folds every input pixel the groups read into *range.
 // Backward 4:4:4 ("ste"/"smooth"), float32, groups [begin, end).
-// Forward 4:2:0, uint8 or float32: chroma_420 over groups of chroma blocks (layout over the chroma blocks of
-// an image), then luma_420 over groups of luma blocks (folds the input range like forward_444;
-// `input_cached`: the chroma phase has just read these groups' input, so the next group's rows are not
-// prefetched exactly, which only cost instructions there).
+// Forward 4:2:0, uint8 or float32, in two phases: chroma_420 over groups of chroma blocks (layout over the
+// chroma blocks of an image), then luma_420 over groups of luma blocks (folds the input range like
+// forward_444). one_pass_420: both phases over groups [begin, end) of chroma blocks (16x16-pixel
+// macro-blocks) that hold whole images, reading the input once (simd_420.h); folds the range too.
 // divide_values (tests): q[i] = a[i] / b through the quantizer's vector division (simd_vec.h, divide).
 // store_division_mismatches (tests): the floats x of [0, 255] whose float output (to_pixel) is not x / 255.
 #define NNJPEG_DECLARE_SIMD_ISA(isa)                                                              \
@@ -44,7 +44,9 @@ struct InputRange {
   void backward_444(const RoundtripParams& p, const GroupLayout& l, int64_t begin, int64_t end); \
   void chroma_420(const RoundtripParams& p, const GroupLayout& l, int64_t begin, int64_t end);   \
   void luma_420(const RoundtripParams& p, const GroupLayout& l, int64_t begin, int64_t end,      \
-                InputRange* range, bool input_cached);                                            \
+                InputRange* range);                                                               \
+  void one_pass_420(const RoundtripParams& p, const GroupLayout& l, int64_t begin, int64_t end,  \
+                    InputRange* range);                                                           \
   void divide_values(const float* a, float* q, int64_t n, float b);                              \
   int64_t store_division_mismatches();                                                            \
   }
