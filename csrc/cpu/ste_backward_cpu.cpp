@@ -45,9 +45,12 @@ inline void prefetch_row(const IO* row, int64_t count) {
 }
 
 // A folded strip (whole image rows, ste_backward_strip_summary) fetches the gradient rows of channel ch of the
-// strip after it (the next block row, or the next image's first) into L2 as it sums its own: its rows are too short for the hardware prefetcher to run ahead (Intel Sapphire Rapids guest, the
-// backward alone on W2, 2 threads, A/B in one process, medians: 5.65 -> 5.39 ms; with the first level
-// summed without zeroing first, 5.36, and W1 16.9 -> 16.4, W3 20.0 -> 19.8).
+// strip after it (the next block row, or the next image's first) into L2 as it sums its own: its rows are
+// too short for the hardware prefetcher to run ahead (Intel Sapphire Rapids guest, the backward alone on W2,
+// 2 threads, A/B in one process, medians: 5.65 -> 5.39 ms; with the first level summed without zeroing
+// first, 5.36, and W1 16.9 -> 16.4, W3 20.0 -> 19.8). Fetching the next strip's masked output rows as well
+// measured no gain (W2 4.55 against 4.57 ms), and summing a masked strip's rows branch-free over all its
+// columns, reading every block's output, measured 1.6-2x slower.
 template <typename IO>
 inline void prefetch_next_strip(const SteBackwardParams& s, int64_t k, int64_t ch, int64_t n, int64_t by) {
   const RoundtripParams& p = s.p;
