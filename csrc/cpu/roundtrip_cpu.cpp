@@ -126,8 +126,7 @@ bool simd_forward(const RoundtripParams& p, const Geometry& g) {
     if (!one_pass_420(p, g, path, range)) {  // few images: two phases, each over the batch's groups
       const GroupLayout chroma = group_layout(p, g.chroma_h / 8, g.chroma_w / 8, path.lanes);
       run_groups(p, chroma, nullptr, [&](int64_t b, int64_t e, InputRange*) { path.chroma_420(p, chroma, b, e); });
-      run_groups(p, luma, fold_range ? &all : nullptr,
-                 [&](int64_t b, int64_t e, InputRange* r) { path.luma_420(p, luma, b, e, r); });
+      run_groups(p, luma, range, [&](int64_t b, int64_t e, InputRange* r) { path.luma_420(p, luma, b, e, r); });
     }
   } else {
     run_groups(p, luma, fold_range ? &all : nullptr,
