@@ -2,16 +2,20 @@
 
 Bitwise identical (compared as raw bits, so -0.0 and 0.0 would differ) across: repeated calls, separate
 processes, torch thread counts 1..8, batch composition and order, memory layout of the same values,
-roundtrip_multi's shared DCT vs single-level calls, and calls made concurrently from Python threads (the
-kernel releases the GIL). Forward and the "ste"/"smooth" backward kernels both.
+roundtrip_multi's shared DCT vs single-level calls, calls made concurrently from Python threads (the
+kernel releases the GIL), and calls in a child forked after the kernel's worker threads started (they are
+kept between calls: csrc/cpu/worker_pool.cpp). Forward and the "ste"/"smooth" backward kernels both.
 """
 
 from __future__ import annotations
 
 import hashlib
+import multiprocessing
+import os
 import subprocess
 import sys
 import textwrap
+import time
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
@@ -168,3 +172,30 @@ def test_concurrent_python_threads_match_serial_calls():
                 assert_bitwise_equal(b, a, f"job {i} forward")
                 if ga is not None:
                     assert_bitwise_equal(gb, ga, f"job {i} backward")
+
+
+_FORK_BATCH = images(torch.float32, 3, n=6, h=96, w=130, seed=3)  # made before the fork: no torch ops in the child
+
+
+def _forked_child_digests(queue):
+    digests = [digest(nj.roundtrip(_FORK_BATCH, 40))]  # one call, which hands one task to a worker
+    threads = len(os.listdir("/proc/self/task"))  # before the queue starts its feeder thread
+    digests.append(digest(nj.roundtrip(_FORK_BATCH, 40, subsampling="4:2:0")))
+    queue.put((digests, threads))
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="fork start method")
+def test_a_child_forked_after_the_workers_started_runs_multithreaded_calls(restore_threads):
+    torch.set_num_threads(2)  # the child inherits it: its calls hand work to worker threads of its own
+    # (forward only: PyTorch refuses autograd in a child forked after the parent's autograd threads ran)
+    want = [digest(nj.roundtrip(_FORK_BATCH, 40, subsampling=sub)) for sub in ("4:4:4", "4:2:0")]
+    time.sleep(0.2)  # the workers back to waiting: idle when the process forks
+    ctx = multiprocessing.get_context("fork")
+    queue = ctx.Queue()
+    child = ctx.Process(target=_forked_child_digests, args=(queue,))
+    child.start()
+    child.join(timeout=120)
+    assert child.exitcode == 0
+    digests, threads = queue.get(timeout=10)
+    assert digests == want
+    assert threads >= 2  # no worker survives a fork: the child's first call started one of its own

@@ -3,21 +3,25 @@
 //
 // Items are handed out in chunks from a shared counter, and the calling thread works too. The caller waits
 // only for chunks a worker has taken, never for a worker to start: on a busy machine (data-loader
-// processes, other jobs) a worker the OS schedules late finds nothing left and exits, instead of holding
-// the call up for a scheduler time slice (measured: a 128-image CIFAR batch took 4x longer with 2 threads
-// than with 1 on a loaded 2-core machine when each thread owned a fixed half).
+// processes, other jobs) a worker the OS schedules late finds nothing left and goes back to waiting, instead
+// of holding the call up for a scheduler time slice (measured: a 128-image CIFAR batch took 4x longer with 2
+// threads than with 1 on a loaded 2-core machine when each thread owned a fixed half). The workers are kept
+// between calls (worker_pool.cpp).
 #pragma once
 
 #include <stdint.h>
 
 #include <atomic>
 #include <condition_variable>
+#include <functional>
 #include <memory>
 #include <mutex>
-#include <thread>
 
 namespace nnjpeg {
 namespace cpu {
+
+// Runs `task` on a worker thread of the process (worker_pool.cpp): an idle one, or one started for it.
+void run_on_worker(std::function<void()> task);
 
 // Below this many items per thread a single thread is faster than starting workers (items of a few blocks;
 // callers whose items are large, e.g. whole images, pass a smaller minimum).
@@ -56,7 +60,7 @@ void parallel_for(int64_t items, int num_threads, const F& body, int64_t min_ite
       }
     }
   };
-  for (int64_t t = 1; t < threads; ++t) std::thread([state, work] { work(*state); }).detach();
+  for (int64_t t = 1; t < threads; ++t) run_on_worker([state, work] { work(*state); });
   work(*state);
   std::unique_lock<std::mutex> lock(state->mutex);
   state->all_done.wait(lock, [&] { return state->done.load() == items; });
