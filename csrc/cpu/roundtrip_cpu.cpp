@@ -2,9 +2,9 @@
 // (4:4:4 and 4:2:0, uint8/float32) and the 4:4:4 backward (float32) run on the SIMD path (simd_kernels.h)
 // chosen at run time; the rest, and the "scalar" choice, run the shared block functions one block per item.
 #include <math.h>
-#include <numeric>
 #include <stdint.h>
 
+#include <numeric>
 #include <type_traits>
 #include <vector>
 

@@ -37,7 +37,7 @@ void chroma_samples_group(const RoundtripParams& p, const Group& g, const Group*
         if (prefetch) prefetch_lane_rows(next_base[ch], (2 * r + dy) * s[2], 16);
         for (int half = 0; half < 2; ++half) {
           load_lane_rows(base[ch], (2 * r + dy) * s[2] + 8 * half * s[3], s[3], px[ch] + 8 * half);
-          if (kWithLuma && range)
+          if (range)
             for (int c = 8 * half; c < 8 * half + 8; ++c) seen.add(px[ch][c].v);
           for (int c = 8 * half; c < 8 * half + 8; ++c) px[ch][c] = from_pixel(px[ch][c], in);
         }
@@ -59,7 +59,7 @@ void chroma_samples_group(const RoundtripParams& p, const Group& g, const Group*
       cc[1][r * 8 + c] = sum_cr * Vec(0.25f);
     }
   }
-  if (kWithLuma && range) seen.fold_into(*range);
+  if (range) seen.fold_into(*range);
 }
 
 // Cb/Cr samples of a group of chroma blocks at the image edge: the scalar code lane by lane.
@@ -112,11 +112,11 @@ struct WindowLanes {
   bool all_inside;  // every lane's window lies inside the plane: row[a][j] = row[0][j] + a * chroma_w
 };
 
-// image_stride: from a plane of one image to the same plane of the next (both planes of an image lie between).
-WindowLanes window_lanes(int64_t image_stride, const Geometry& geo, const Group& g) {
+WindowLanes window_lanes(const Geometry& geo, const Group& g) {
   WindowLanes wl;
   wl.all_inside = true;
   const int64_t w = geo.chroma_w;  // a multiple of 8, so a row of 8 samples fits in every plane row
+  const int64_t image_stride = 2 * geo.chroma_h * w;  // the workspace holds an image's Cb and Cr planes in turn
   for (int j = 0; j < kLanes; ++j) {
     const int64_t r0 = g.by[j] * 4 - 1, c0 = g.bx[j] * 4 - 1, image = g.n[j] * image_stride;
     const bool cols_inside = c0 >= 0 && c0 + 5 < geo.chroma_valid_w && c0 + 8 <= w;
@@ -124,7 +124,7 @@ WindowLanes window_lanes(int64_t image_stride, const Geometry& geo, const Group&
     wl.all_inside = wl.all_inside && cols_inside && rows_inside;
     wl.permute[j] = !cols_inside;
     const int64_t start = cols_inside ? c0 : (c0 < 0 ? 0 : (c0 > w - 8 ? w - 8 : c0));
-    for (int b = 0; b < 8; ++b) {
+    for (int b = 0; b < 8 && !cols_inside; ++b) {  // (read only where the columns are permuted)
       int64_t col = c0 + (b < 6 ? b : 5);
       col = col < 0 ? 0 : (col >= geo.chroma_valid_w ? geo.chroma_valid_w - 1 : col);
       wl.pick[j][b] = int32_t(col - start);  // in [0, 8): the clamped columns lie in [start, start + 8)
@@ -214,7 +214,7 @@ void luma_level_pixels_420(const RoundtripParams& p, const Geometry& geo, const 
 // Every level of a group of luma blocks from its coefficients, stored (lanes past the image store nothing).
 template <typename IO>
 void luma_decode_store_420(const RoundtripParams& p, const Geometry& geo, const Group& g, const Vec* coef) {
-  const WindowLanes wl = window_lanes(2 * geo.chroma_h * geo.chroma_w, geo, g);
+  const WindowLanes wl = window_lanes(geo, g);
   for (int64_t k = 0; k < p.levels; ++k) {
     Vec px[3][64];
     luma_level_pixels_420(p, geo, g, wl, coef, k, px);
@@ -318,8 +318,7 @@ void one_pass_group_range(const RoundtripParams& p, const Geometry& geo, const G
         coef[dx] = pending.from_samples ? pending.coef[2 * dy + dx] : loaded[dx];
         if (!pending.from_samples) luma_coefs_420<IO>(p, g[dx], nullptr, range, loaded[dx]);
       }
-      const int64_t plane = geo.chroma_h * geo.chroma_w;
-      const WindowLanes wl[2] = {window_lanes(2 * plane, geo, g[0]), window_lanes(2 * plane, geo, g[1])};
+      const WindowLanes wl[2] = {window_lanes(geo, g[0]), window_lanes(geo, g[1])};
       for (int64_t k = 0; k < p.levels; ++k) {
         Vec px[2][3][64];
         for (int dx = 0; dx < 2; ++dx) luma_level_pixels_420(p, geo, g[dx], wl[dx], coef[dx], k, px[dx]);
