@@ -204,7 +204,7 @@ PYBIND11_MODULE(_C, m) {
          std::array<int64_t, 4> shape, int64_t levels, std::array<int64_t, 4> in_strides,
          std::array<int64_t, 5> out_strides, std::array<int64_t, 2> table_strides, int dtype, int subsampling,
          int color, int rounding, int num_threads, int device, uintptr_t stream, uintptr_t input_range,
-         uintptr_t clamp_summary) {
+         uintptr_t clamp_summary, uintptr_t pass_mask) {
         RoundtripParams p = make_params(input, output, tables, workspace, shape, levels, in_strides, out_strides,
                                         table_strides, dtype, subsampling, color, rounding, num_threads, device,
                                         stream);
@@ -215,12 +215,16 @@ PYBIND11_MODULE(_C, m) {
         require(clamp_summary == 0 || (device_type == "cpu" && p.dtype != nnjpeg::kUInt8 && !nnjpeg::uses_420(p)),
                 "clamp_summary is written by the CPU kernel for float 4:4:4 / grayscale / plain RGB only");
         p.clamp_summary = reinterpret_cast<uint8_t*>(clamp_summary);
+        // (K, N, C, blocks_y, blocks_x) host words (params.h), written beside the summary.
+        require(pass_mask == 0 || clamp_summary != 0, "pass_mask is written with a clamp_summary only");
+        p.pass_mask = reinterpret_cast<uint64_t*>(pass_mask);
         run_forward(device_type, p);
       },
       py::arg("device_type"), py::arg("input"), py::arg("output"), py::arg("tables"), py::arg("workspace"),
       py::arg("shape"), py::arg("levels"), py::arg("in_strides"), py::arg("out_strides"), py::arg("table_strides"),
       py::arg("dtype"), py::arg("subsampling"), py::arg("color"), py::arg("rounding"), py::arg("num_threads"),
-      py::arg("device"), py::arg("stream"), py::arg("input_range") = 0, py::arg("clamp_summary") = 0);
+      py::arg("device"), py::arg("stream"), py::arg("input_range") = 0, py::arg("clamp_summary") = 0,
+      py::arg("pass_mask") = 0);
   m.def(
       "backward",
       [](const std::string& device_type, uintptr_t input, uintptr_t grad_output, uintptr_t grad_input,
@@ -250,7 +254,7 @@ PYBIND11_MODULE(_C, m) {
          std::array<int64_t, 4> in_strides, std::array<int64_t, 5> out_strides,
          std::array<int64_t, 5> grad_out_strides, std::array<int64_t, 4> grad_in_strides,
          std::array<int64_t, 2> table_strides, int dtype, int subsampling, int color, int num_threads, int device,
-         uintptr_t stream, bool always_recompute, uintptr_t clamp_summary) {
+         uintptr_t stream, bool always_recompute, uintptr_t clamp_summary, uintptr_t pass_mask) {
         nnjpeg::SteBackwardParams s;
         s.p = make_params(input, grad_input, tables, 0, shape, levels, in_strides, grad_out_strides, table_strides,
                           dtype, subsampling, color, nnjpeg::kRoundHalfEven, num_threads, device, stream);
@@ -264,13 +268,15 @@ PYBIND11_MODULE(_C, m) {
         // (K, N, blocks_y, blocks_x) bytes from the CPU forward (params.h): host memory, CPU kernel and replay only.
         require(clamp_summary == 0 || device_type != "cuda", "clamp_summary is read by the CPU kernel only");
         s.clamp_summary = reinterpret_cast<const uint8_t*>(clamp_summary);
+        require(pass_mask == 0 || clamp_summary != 0, "pass_mask is read with a clamp_summary only");
+        s.pass_mask = reinterpret_cast<const uint64_t*>(pass_mask);
         run_ste_backward(device_type, s);
       },
       py::arg("device_type"), py::arg("input"), py::arg("output"), py::arg("grad_output"), py::arg("grad_input"),
       py::arg("tables"), py::arg("shape"), py::arg("levels"), py::arg("in_strides"), py::arg("out_strides"),
       py::arg("grad_out_strides"), py::arg("grad_in_strides"), py::arg("table_strides"), py::arg("dtype"),
       py::arg("subsampling"), py::arg("color"), py::arg("num_threads"), py::arg("device"), py::arg("stream"),
-      py::arg("always_recompute") = false, py::arg("clamp_summary") = 0,
+      py::arg("always_recompute") = false, py::arg("clamp_summary") = 0, py::arg("pass_mask") = 0,
       "The 'ste' backward (4:4:4, grayscale, plain RGB) from the saved forward output; always_recompute (tests) "
       "recomputes the decoded pixels of every block; device_type 'cuda_replay' runs the CUDA kernel's per-block "
       "function on host pointers (tests).");

@@ -1,9 +1,11 @@
-"""The forward's per-block clamp summary and the "ste" backward that uses it (``nnjpeg::roundtrip_ste``).
+"""The forward's per-block clamp summary and pass masks, and the "ste" backward that uses them
+(``nnjpeg::roundtrip_ste``).
 
 The summary (csrc/include/nnjpeg/params.h) says per block and level whether some decoded pixel was clamped
-and whether some unclamped one was stored as exactly 0 or 1. Oracles: the stored output itself (exact
-properties), the float64 reference's decoded pixels away from the bounds, the scalar CPU path (bitwise), and
-the backward without the summary, which must give the same gradient bit for bit.
+and whether some unclamped one was stored as exactly 0 or 1; the pass masks, one bit per pixel of the blocks
+with a clamped pixel, say which were not clamped. Oracles: the stored output itself (exact properties), the
+float64 reference's decoded pixels away from the bounds, the scalar CPU path (bitwise), and the backward
+without the summary, which must give the same gradient bit for bit.
 """
 
 import numpy as np
@@ -22,8 +24,19 @@ KINDS = ["photo", "saturated", "flat"]
 
 def _summary(x, qualities, color):
     steps = nj.tables.level_tables(qualities, "standard", x.shape[0]).contiguous()
-    y, summary = ops.roundtrip_ste(x, steps, "4:4:4", color, True)
+    y, summary, _ = ops.roundtrip_ste(x, steps, "4:4:4", color, True)
     return steps, y, summary
+
+
+def _summary_and_masks(x, qualities, color):
+    steps = nj.tables.level_tables(qualities, "standard", x.shape[0]).contiguous()
+    return (steps, *ops.roundtrip_ste(x, steps, "4:4:4", color, True))
+
+
+def _mask_bits(masks: torch.Tensor) -> torch.Tensor:
+    """(K, N, C, by, bx) int64 words -> (K, N, by, bx, C*8*8) bools, bit r*8+c of channel ch at ch*64 + r*8+c."""
+    bits = (masks.unsqueeze(-1) >> torch.arange(64)) & 1
+    return bits.permute(0, 1, 3, 4, 2, 5).reshape(*masks.shape[:2], *masks.shape[3:], -1).bool()
 
 
 def _per_block(t: torch.Tensor) -> torch.Tensor:
@@ -64,6 +77,41 @@ def test_summary_agrees_with_the_output_and_the_reference(photos, color, channel
         assert bool((s & 1).any())
 
 
+def _inside(k, n, c, h, w) -> torch.Tensor:
+    """(K, N, by, bx, C*8*8) bools: True for the pixels inside the image, False for the padding."""
+    ones = torch.ones(k * n, c, h, w)
+    padded = torch.nn.functional.pad(ones, (0, (-w) % 8, 0, (-h) % 8))
+    return _per_block(padded.reshape(k, n, c, *padded.shape[2:])).bool()
+
+
+@pytest.mark.parametrize("color,channels", CONFIGS)
+@pytest.mark.parametrize("qualities", LEVELS)
+@pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_pass_masks_agree_with_the_output_and_the_reference(photos, color, channels, qualities, kind, dtype):
+    x = _images(photos, kind, channels, dtype)
+    steps, y, summary, masks = _summary_and_masks(x, qualities, color)
+    assert masks.dtype == torch.int64 and tuple(masks.shape) == (len(qualities), 2, channels, 5, 7)
+    clamped = (summary & 1).bool()
+    assert bool(_mask_bits(masks)[~clamped].all())  # a block without a clamped pixel: every bit set
+    bits = _mask_bits(masks)[clamped]
+    inside = _inside(*y.shape)[clamped]
+    out = _per_block(y)[clamped]
+    assert bool(bits[~inside].all())  # the padding's bits are set
+    bits, out = bits[inside], out[inside]
+    assert bool(((out == 0) | (out == 1))[~bits].all())  # a clamped pixel is stored on a bound
+    assert bool(bits[(out > 0) & (out < 1)].all())        # one strictly inside (0, 1) was not clamped
+    assert bool((~bits).any()) == bool(clamped.any())    # a block with a clamped pixel has a bit clear
+    x255 = (x.double() * 255).clamp(0, 255)
+    px = _per_block(reference.decode_levels(x255, steps.double(), "4:4:4", color, "ste"))[clamped][inside]
+    near = _per_block(TOL_COMPUTE[dtype] + flip_budget(x255, steps, "4:4:4", color, COEF_EPS[dtype]))
+    near = near[clamped][inside]
+    assert bool((~bits[(px < -near) | (px > 255 + near)]).all())
+    assert bool(bits[(px > near) & (px < 255 - near)].all())
+    if kind == "saturated":
+        assert bool(clamped.any())
+
+
 def _whole_blocks(photos) -> torch.Tensor:
     """(2, 3, 64, 128) float32, whole blocks only (every SIMD group interior): saturated photo detail, flat
     black and white 8x8-aligned areas (exactly 0 and 255 when decoded) and blocks that mix both."""
@@ -96,12 +144,14 @@ def test_every_cpu_path_writes_the_same_summary(photos, layout, qualities, whole
     try:
         for isa in _C.cpu_isas():  # "scalar" first
             _C.set_cpu_isa(isa)
-            results[isa] = _summary(x, qualities, "ycbcr")[1:]
+            results[isa] = _summary_and_masks(x, qualities, "ycbcr")[1:]
     finally:
         _C.set_cpu_isa("auto")
-    for isa, (y, summary) in results.items():
+    for isa, (y, summary, masks) in results.items():
         assert torch.equal(y, results["scalar"][0]), isa
         assert torch.equal(summary, results["scalar"][1]), isa
+        assert bool((summary & 1).any())
+        assert torch.equal(masks, results["scalar"][2]), isa
 
 
 @pytest.mark.parametrize("color,channels", CONFIGS)
@@ -110,32 +160,44 @@ def test_every_cpu_path_writes_the_same_summary(photos, layout, qualities, whole
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
 def test_backward_with_the_summary_is_bitwise_the_one_without(photos, color, channels, qualities, kind, dtype):
     x = _images(photos, kind, channels, dtype)
-    steps, y, summary = _summary(x, qualities, color)
+    steps, y, summary, masks = _summary_and_masks(x, qualities, color)
     g = torch.randn(y.shape, generator=torch.Generator().manual_seed(11), dtype=dtype)
     without = ops.roundtrip_backward_ste(g, y, x, steps, "4:4:4", color)
     with_summary = ops.roundtrip_backward_ste(g, y, x, steps, "4:4:4", color, summary)
     assert torch.equal(with_summary, without)
-    replay = torch.empty_like(x)  # the CUDA kernel's per-block function, with the summary, on the host
-    _kernel.backward_ste(g, y, x, steps, replay, "4:4:4", color, cuda_replay=True, clamp_summary=summary)
-    assert torch.equal(replay, without)
+    with_masks = ops.roundtrip_backward_ste(g, y, x, steps, "4:4:4", color, summary, masks)
+    assert torch.equal(with_masks, without)
+    # The masks alone decide: the backward with them reads neither the output nor the images.
+    got = torch.empty_like(x)
+    _kernel.backward_ste(g, torch.full_like(y, 0.5), torch.full_like(x, float("nan")), steps, got, "4:4:4", color,
+                         clamp_summary=summary, pass_mask=masks)
+    assert torch.equal(got, without)
+    for kwargs in (dict(clamp_summary=summary), dict(clamp_summary=summary, pass_mask=masks)):
+        replay = torch.empty_like(x)  # the CUDA kernel's per-block function, with the summary, on the host
+        _kernel.backward_ste(g, y, x, steps, replay, "4:4:4", color, cuda_replay=True, **kwargs)
+        assert torch.equal(replay, without)
 
 
 @pytest.mark.parametrize("layout", ["contiguous", "channels_last", "strided"])
 @pytest.mark.parametrize("whole", [False, True])
 def test_backward_with_the_summary_in_every_layout_and_path(photos, layout, whole):
     x = _layout(_whole_blocks(photos) if whole else _images(photos, "saturated", 3, torch.float32), layout)
-    steps, y, summary = _summary(x, [100, 90, 30], "ycbcr")
+    steps, y, summary, masks = _summary_and_masks(x, [100, 90, 30], "ycbcr")
     assert not whole or bool((summary == 3).any())  # some blocks mix clamped and on-bound pixels
     g = torch.randn(y.shape, generator=torch.Generator().manual_seed(12))
     want = ops.roundtrip_backward_ste(g, y, x, steps, "4:4:4", "ycbcr")
+    wide = torch.zeros(*g.shape[:4], 2 * g.shape[4])
+    wide[..., ::2] = g
     try:
         for isa in _C.cpu_isas():
             _C.set_cpu_isa(isa)
-            got = torch.empty_like(x)
-            _kernel.backward_ste(g, y, x, steps, got, "4:4:4", "ycbcr", clamp_summary=summary)
-            assert torch.equal(got, want), isa
-            _kernel.backward_ste(g, y, x, steps, got, "4:4:4", "ycbcr", always_recompute=True, clamp_summary=summary)
-            assert torch.equal(got, want), isa
+            for grad_out in (g, wide[..., ::2]):  # dense rows, and a W stride of 2
+                for kwargs in (dict(clamp_summary=summary), dict(clamp_summary=summary, pass_mask=masks)):
+                    got = torch.empty_like(x)
+                    _kernel.backward_ste(grad_out, y, x, steps, got, "4:4:4", "ycbcr", **kwargs)
+                    assert torch.equal(got, want), (isa, kwargs.keys())
+                    _kernel.backward_ste(grad_out, y, x, steps, got, "4:4:4", "ycbcr", always_recompute=True, **kwargs)
+                    assert torch.equal(got, want), (isa, kwargs.keys())
     finally:
         _C.set_cpu_isa("auto")
 
@@ -181,21 +243,33 @@ def test_opcheck_roundtrip_ste_and_the_backward_with_a_summary():
     x = torch.rand(2, 3, 13, 21)
     steps = nj.tables.level_tables([50, 20], "standard", 2).contiguous()
     torch.library.opcheck(torch.ops.nnjpeg.roundtrip_ste.default, (x, steps, "4:4:4", "ycbcr", True))
-    y, summary = ops.roundtrip_ste(x, steps, "4:4:4", "ycbcr", True)
+    y, summary, masks = ops.roundtrip_ste(x, steps, "4:4:4", "ycbcr", True)
     g = torch.randn(y.shape)
     torch.library.opcheck(torch.ops.nnjpeg.roundtrip_backward_ste.default,
                           (g, y, x, steps, "4:4:4", "ycbcr", summary))
+    torch.library.opcheck(torch.ops.nnjpeg.roundtrip_backward_ste.default,
+                          (g, y, x, steps, "4:4:4", "ycbcr", summary, masks))
 
 
 def test_bad_summaries_and_calls_raise():
     x = torch.rand(2, 3, 16, 16)
     steps = nj.tables.level_tables([50], "standard", 2).contiguous()
-    y, summary = ops.roundtrip_ste(x, steps, "4:4:4", "ycbcr", True)
+    y, summary, masks = ops.roundtrip_ste(x, steps, "4:4:4", "ycbcr", True)
     g = torch.ones_like(y)
     with pytest.raises(ValueError, match=r"clamp_summary must be uint8 of shape \(1, 2, 2, 2\)"):
         ops.roundtrip_backward_ste(g, y, x, steps, "4:4:4", "ycbcr", summary[:, :1])
     with pytest.raises(ValueError, match="clamp_summary must be uint8"):
         ops.roundtrip_backward_ste(g, y, x, steps, "4:4:4", "ycbcr", summary.int())
+    with pytest.raises(ValueError, match="pass_mask is read with its clamp_summary"):
+        ops.roundtrip_backward_ste(g, y, x, steps, "4:4:4", "ycbcr", None, masks)
+    with pytest.raises(ValueError, match=r"pass_mask must be int64 of shape \(1, 2, 3, 2, 2\)"):
+        ops.roundtrip_backward_ste(g, y, x, steps, "4:4:4", "ycbcr", summary, masks[:, :, :1])
+    with pytest.raises(ValueError, match="pass_mask must be int64"):
+        ops.roundtrip_backward_ste(g, y, x, steps, "4:4:4", "ycbcr", summary, masks.int())
+    with pytest.raises(ValueError, match="pass_mask is read with a clamp_summary only"):
+        _kernel.backward_ste(g, y, x, steps, torch.empty_like(x), "4:4:4", "ycbcr", pass_mask=masks)
+    with pytest.raises(ValueError, match="pass_mask is written with a clamp_summary only"):
+        _kernel.forward(x, steps, torch.empty_like(y), "4:4:4", "ycbcr", "ste", pass_mask=masks)
     with pytest.raises(ValueError, match="use nnjpeg::roundtrip"):
         ops.roundtrip_ste(x, steps, "4:2:0", "ycbcr", True)
     with pytest.raises(TypeError, match="floating-point"):
@@ -217,11 +291,12 @@ def test_backward_with_the_summary_of_many_levels(photos, layout, whole):
     # More levels than the strip driver reads up front (8: csrc/cpu/ste_backward_cpu.cpp), on whole dense rows
     # (summed as one span per block row) and otherwise: bitwise the backward without the summary.
     x = _layout(_whole_blocks(photos) if whole else _images(photos, "saturated", 3, torch.float32), layout)
-    steps, y, summary = _summary(x, list(range(95, 5, -8)), "ycbcr")
+    steps, y, summary, masks = _summary_and_masks(x, list(range(95, 5, -8)), "ycbcr")
     assert summary.shape[0] > 8 and bool((summary & 1).any()) and bool((summary == 0).any())
     g = torch.randn(y.shape, generator=torch.Generator().manual_seed(15))
     want = ops.roundtrip_backward_ste(g, y, x, steps, "4:4:4", "ycbcr")
     assert torch.equal(ops.roundtrip_backward_ste(g, y, x, steps, "4:4:4", "ycbcr", summary), want)
+    assert torch.equal(ops.roundtrip_backward_ste(g, y, x, steps, "4:4:4", "ycbcr", summary, masks), want)
 
 
 def test_the_backward_fills_no_gradient_for_the_summary(photos):

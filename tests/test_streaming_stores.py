@@ -103,7 +103,7 @@ def _streams_grad(grad_in: torch.Tensor) -> bool:
 
 
 @pytest.mark.parametrize("qualities", [[30], [90, 30]])
-@pytest.mark.parametrize("summary", [False, True])
+@pytest.mark.parametrize("summary", ["none", "summary", "pass masks"])
 @pytest.mark.parametrize("always_recompute", [False, True])
 def test_the_ste_backward_streams_a_large_gradient_with_the_same_bits(photos, qualities, summary, always_recompute):
     # The "ste" backward (csrc/cpu/ste_backward_cpu.cpp) streams a large float32 gradient, also where a
@@ -112,10 +112,11 @@ def test_the_ste_backward_streams_a_large_gradient_with_the_same_bits(photos, qu
     x = ((_large_batch(photos) - 0.5) * 1.6 + 0.5).clamp(0, 1)  # stretched: many clamped blocks
     n = x.shape[0]
     steps = tables.level_tables(qualities, "standard", n).contiguous()
-    y, clamp_summary = ops.roundtrip_ste(x, steps, "4:4:4", "ycbcr", True)
+    y, clamp_summary, pass_mask = ops.roundtrip_ste(x, steps, "4:4:4", "ycbcr", True)
     assert bool((clamp_summary & 1).any())
     g = torch.randn(y.shape, generator=torch.Generator().manual_seed(21))
-    kwargs = dict(always_recompute=always_recompute, clamp_summary=clamp_summary if summary else None)
+    kwargs = dict(always_recompute=always_recompute, clamp_summary=clamp_summary if summary != "none" else None,
+                  pass_mask=pass_mask if summary == "pass masks" else None)
     streamed = torch.empty_like(x).fill_(-1.0)  # resident pages
     assert streamed.numel() * 4 >= STREAMING_MIN_BYTES and _streams_grad(streamed)
     _kernel.backward_ste(g, y, x, steps, streamed, "4:4:4", "ycbcr", **kwargs)
@@ -126,7 +127,8 @@ def test_the_ste_backward_streams_a_large_gradient_with_the_same_bits(photos, qu
     for i in range(0, n, 5):
         one = torch.empty_like(x[i:i + 1])
         assert not _streams_grad(one)
-        s = dict(kwargs, clamp_summary=clamp_summary[:, i:i + 1].contiguous() if summary else None)
+        s = dict(kwargs, clamp_summary=clamp_summary[:, i:i + 1].contiguous() if summary != "none" else None,
+                 pass_mask=pass_mask[:, i:i + 1].contiguous() if summary == "pass masks" else None)
         _kernel.backward_ste(g[:, i:i + 1], y[:, i:i + 1], x[i:i + 1], steps[:, i:i + 1], one, "4:4:4", "ycbcr", **s)
         assert torch.equal(streamed[i:i + 1], one), i
 

@@ -176,19 +176,27 @@ void load_group(const RoundtripParams& p, const Group& g, Vec (*px)[64], InputRa
   if (range) seen.fold_into(*range);
 }
 
-// Running clamp summary of a group's lanes (params.h): clamp_summary_bits in vector form.
+// Running clamp summary of a group's lanes (params.h): clamp_summary_bits in vector form, and the clamped
+// pixels of each channel (pass_mask's complement, rows 0-3 in low, 4-7 in high).
 struct LaneSummary {
   vi clamped = vi{}, on_bound = vi{};
-  void add(Vec px, Vec v) {
+  vi low[3] = {vi{}, vi{}, vi{}}, high[3] = {vi{}, vi{}, vi{}};
+  void add(Vec px, Vec v, int ch, int i) {
     const vi out = (px.v < 0.0f) | (px.v > 255.0f);
     clamped |= out;
     on_bound |= ~out & ((v.v == 0.0f) | (v.v == 1.0f));
+    const int32_t bit = int32_t(uint32_t(1) << (i & 31));
+    if (i < 32) low[ch] |= out & bit;
+    else high[ch] |= out & bit;
   }
   int bits(int j) const { return (clamped[j] ? kSomeClamped : 0) | (on_bound[j] ? kSomeOnBound : 0); }
+  uint64_t pass_mask(int ch, int j) const {
+    return ~(uint64_t(uint32_t(low[ch][j])) | uint64_t(uint32_t(high[ch][j])) << 32);
+  }
 };
 
 // Decoded pixels (0..255, not clamped) of level k -> the output, padding skipped; with p.clamp_summary (float
-// output), the group's clamp summaries at this level too.
+// output), the group's clamp summaries at this level too, and with p.pass_mask its pass masks.
 template <typename IO>
 void store_group(const RoundtripParams& p, const Group& g, int64_t k, Vec (*px)[64]) {
   IO* out = static_cast<IO*>(p.output);
@@ -197,6 +205,7 @@ void store_group(const RoundtripParams& p, const Group& g, int64_t k, Vec (*px)[
   if (!g.interior) {
     for (int j = 0; j < g.count; ++j) {
       int summary = 0;
+      uint64_t blocked[3] = {0, 0, 0};
       for (int ch = 0; ch < p.c; ++ch) {
         IO* plane = out + k * s[0] + g.n[j] * s[1] + ch * s[2];
         for (int r = 0; r < 8 && g.by[j] * 8 + r < p.h; ++r) {
@@ -205,11 +214,17 @@ void store_group(const RoundtripParams& p, const Group& g, int64_t k, Vec (*px)[
             IO v;
             store_255(px[ch][r * 8 + c][j], v);
             plane[y * s[3] + (x0 + c) * s[4]] = v;
-            summary |= clamp_summary_bits(px[ch][r * 8 + c][j], v);
+            const int bits = clamp_summary_bits(px[ch][r * 8 + c][j], v);
+            summary |= bits;
+            if (bits & kSomeClamped) blocked[ch] |= uint64_t(1) << (r * 8 + c);
           }
         }
       }
-      if (summarize) p.clamp_summary[clamp_summary_index(p, k, g.n[j], g.by[j], g.bx[j])] = uint8_t(summary);
+      if (!summarize) continue;
+      p.clamp_summary[clamp_summary_index(p, k, g.n[j], g.by[j], g.bx[j])] = uint8_t(summary);
+      if (p.pass_mask)
+        for (int ch = 0; ch < p.c; ++ch)
+          p.pass_mask[pass_mask_index(p, k, g.n[j], ch, g.by[j], g.bx[j])] = ~blocked[ch];
     }
     return;
   }
@@ -222,13 +237,18 @@ void store_group(const RoundtripParams& p, const Group& g, int64_t k, Vec (*px)[
       Vec cols[8];
       for (int c = 0; c < 8; ++c) cols[c] = to_pixel(px[ch][r * 8 + c], plane);
       if (summarize)
-        for (int c = 0; c < 8; ++c) summary.add(px[ch][r * 8 + c], cols[c]);
+        for (int c = 0; c < 8; ++c) summary.add(px[ch][r * 8 + c], cols[c], ch, r * 8 + c);
       store_lane_rows(cols, base, r * s[3], s[4], g.count, p.stream_output);
     }
   }
-  if (summarize)
-    for (int j = 0; j < g.count; ++j)
-      p.clamp_summary[clamp_summary_index(p, k, g.n[j], g.by[j], g.bx[j])] = uint8_t(summary.bits(j));
+  if (!summarize) return;
+  for (int j = 0; j < g.count; ++j) {
+    const int bits = summary.bits(j);
+    p.clamp_summary[clamp_summary_index(p, k, g.n[j], g.by[j], g.bx[j])] = uint8_t(bits);
+    if (p.pass_mask)
+      for (int ch = 0; ch < p.c; ++ch)
+        p.pass_mask[pass_mask_index(p, k, g.n[j], ch, g.by[j], g.bx[j])] = summary.pass_mask(ch, j);
+  }
 }
 
 template <typename IO>

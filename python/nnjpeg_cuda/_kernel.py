@@ -82,13 +82,15 @@ def _workspace(images: torch.Tensor, shape) -> torch.Tensor:
 
 
 def forward(images: torch.Tensor, steps: torch.Tensor, out: torch.Tensor, subsampling: str, color: str,
-            grad: str, want_range: bool = False, clamp_summary: Optional[torch.Tensor] = None):
+            grad: str, want_range: bool = False, clamp_summary: Optional[torch.Tensor] = None,
+            pass_mask: Optional[torch.Tensor] = None):
     """Run the forward kernel: images (N, C, H, W) -> out (K, N, C, H, W) with steps (K, N, 2, 8, 8).
 
     With ``want_range`` (CPU float input), returns ``(min, max)`` of the input pixels (NaN if any is NaN)
     when the kernel's path folded that into its read of the input, else None: the caller validates then.
     ``clamp_summary`` (CPU, float, no 4:2:0): a contiguous (K, N, ceil(H/8), ceil(W/8)) uint8 tensor that
-    receives every block's clamp summary (csrc/include/nnjpeg/params.h).
+    receives every block's clamp summary (csrc/include/nnjpeg/params.h); ``pass_mask``, with it: a
+    contiguous (K, N, C, ceil(H/8), ceil(W/8)) int64 tensor that receives every block's pass masks.
     """
     n, c, h, w = images.shape
     input_range = np.zeros(3, dtype=np.float32) if want_range and images.device.type == "cpu" else None
@@ -103,7 +105,8 @@ def forward(images: torch.Tensor, steps: torch.Tensor, out: torch.Tensor, subsam
         dtype=_DTYPE_CODE[images.dtype], subsampling=_SUBSAMPLING_CODE[subsampling], color=_COLOR_CODE[color],
         rounding=_ROUNDING_CODE[grad], num_threads=torch.get_num_threads(), device=device_index, stream=stream,
         input_range=0 if input_range is None else input_range.ctypes.data,
-        clamp_summary=0 if clamp_summary is None else clamp_summary.data_ptr())
+        clamp_summary=0 if clamp_summary is None else clamp_summary.data_ptr(),
+        pass_mask=0 if pass_mask is None else pass_mask.data_ptr())
     if input_range is None or input_range[2] != 1.0:
         return None
     return float(input_range[0]), float(input_range[1])
@@ -137,13 +140,15 @@ def backward(grad_out: torch.Tensor, images: torch.Tensor, steps: torch.Tensor, 
 
 def backward_ste(grad_out: torch.Tensor, output: torch.Tensor, images: torch.Tensor, steps: torch.Tensor,
                  grad_in: torch.Tensor, subsampling: str, color: str, always_recompute: bool = False,
-                 cuda_replay: bool = False, clamp_summary: Optional[torch.Tensor] = None) -> None:
+                 cuda_replay: bool = False, clamp_summary: Optional[torch.Tensor] = None,
+                 pass_mask: Optional[torch.Tensor] = None) -> None:
     """Run the "ste" backward from the saved forward output (4:4:4, grayscale, plain RGB; no workspace).
 
     grad_out and output are (K, N, C, H, W), each with its own strides; images (N, C, H, W) and steps
     (K, N, 2, 8, 8) are read only in blocks whose output touches 0 or 1. always_recompute (tests) takes
     that path in every block; cuda_replay (tests, CPU tensors) runs the CUDA kernel's per-block function.
     clamp_summary: the forward's (K, N, ceil(H/8), ceil(W/8)) uint8 summary (CPU tensors), or None.
+    pass_mask: with clamp_summary, the forward's (K, N, C, ceil(H/8), ceil(W/8)) int64 pass masks, or None.
     """
     n, c, h, w = images.shape
     k = steps.shape[0]
@@ -158,4 +163,5 @@ def backward_ste(grad_out: torch.Tensor, output: torch.Tensor, images: torch.Ten
         grad_out_strides=grad_out.stride(), grad_in_strides=grad_in.stride(), table_strides=table_strides,
         dtype=_DTYPE_CODE[images.dtype], subsampling=_SUBSAMPLING_CODE[subsampling], color=_COLOR_CODE[color],
         num_threads=torch.get_num_threads(), device=device_index, stream=stream, always_recompute=always_recompute,
-        clamp_summary=0 if clamp_summary is None else clamp_summary.data_ptr())
+        clamp_summary=0 if clamp_summary is None else clamp_summary.data_ptr(),
+        pass_mask=0 if pass_mask is None else pass_mask.data_ptr())

@@ -119,9 +119,10 @@ def _reference_forward(images: Tensor, steps: Tensor, subsampling: str, color: s
 
 
 def _forward_into(images: Tensor, steps: Tensor, out: Tensor, subsampling: str, color: str, grad: str,
-                  validate: bool, clamp_summary: Optional[Tensor] = None) -> None:
+                  validate: bool, clamp_summary: Optional[Tensor] = None, pass_mask: Optional[Tensor] = None
+                  ) -> None:
     """The forward of the ops: checks (as asked) and the kernel (or the reference) into ``out`` (and the CPU
-    kernel's clamp summary into ``clamp_summary``)."""
+    kernel's clamp summary and pass masks into ``clamp_summary`` and ``pass_mask``)."""
     # On CPU the kernel can check the pixels as it reads them (one pass over the input instead of two):
     # the output is then discarded if they are invalid (the kernel maps NaN to 0 and clamps, never crashes).
     fold = validate and images.is_floating_point() and images.device.type == "cpu" \
@@ -134,7 +135,7 @@ def _forward_into(images: Tensor, steps: Tensor, out: Tensor, subsampling: str, 
         return
     if _kernel.has_kernel(images.device):
         seen = _kernel.forward(images, steps, out, subsampling, color, grad, want_range=fold,
-                               clamp_summary=clamp_summary)
+                               clamp_summary=clamp_summary, pass_mask=pass_mask)
         if fold:
             if seen is None:  # this path (e.g. 4:2:0, float64, scalar ISA) does not fold: check separately
                 check_pixel_values(images)
@@ -258,6 +259,12 @@ def clamp_summary_shape(images: Tensor, levels: int) -> Tuple[int, int, int, int
     return levels, n, (h + 7) // 8, (w + 7) // 8
 
 
+def pass_mask_shape(images: Tensor, levels: int) -> Tuple[int, int, int, int, int]:
+    """(K, N, C, ceil(H/8), ceil(W/8)): one 64-bit word per block, channel and level (params.h)."""
+    n, c, h, w = images.shape
+    return levels, n, c, (h + 7) // 8, (w + 7) // 8
+
+
 def _summarizes(images: Tensor, subsampling: str, color: str) -> bool:
     # The CPU kernel writes clamp summaries for float 4:4:4 / grayscale / plain RGB.
     return (images.device.type == "cpu" and images.is_floating_point() and _kernel.has_kernel(images.device)
@@ -266,12 +273,14 @@ def _summarizes(images: Tensor, subsampling: str, color: str) -> bool:
 
 @torch.library.custom_op("nnjpeg::roundtrip_ste", mutates_args=())
 def roundtrip_ste(images: Tensor, steps: Tensor, subsampling: str, color: str, validate: bool
-                  ) -> Tuple[Tensor, Tensor]:
-    """``nnjpeg::roundtrip`` with grad = "ste" on the CPU, plus each block's clamp summary.
+                  ) -> Tuple[Tensor, Tensor, Tensor]:
+    """``nnjpeg::roundtrip`` with grad = "ste" on the CPU, plus each block's clamp summary and pass masks.
 
     The summary (K, N, ceil(H/8), ceil(W/8)) uint8 (bits in csrc/include/nnjpeg/params.h) lets the backward
-    skip the output wherever no pixel was clamped and recompute almost no block (ste_backward.h). Same output
-    and same gradient as ``nnjpeg::roundtrip``, bitwise; CPU float 4:4:4, grayscale or plain RGB only.
+    skip the output wherever no pixel was clamped; the pass masks (K, N, C, ceil(H/8), ceil(W/8)) int64, one
+    bit per pixel (bit r * 8 + c of a block's word: its pixel was not clamped), tell it which pixels let the
+    gradient through, so that it neither reads the output nor recomputes a block (ste_backward.h). Same output and same gradient as
+    ``nnjpeg::roundtrip``, bitwise; CPU float 4:4:4, grayscale or plain RGB only.
     """
     _check_op_args(images, steps, subsampling, color, "ste")
     if not images.is_floating_point():
@@ -280,15 +289,18 @@ def roundtrip_ste(images: Tensor, steps: Tensor, subsampling: str, color: str, v
         raise ValueError("nnjpeg::roundtrip_ste takes CPU images without 4:2:0; use nnjpeg::roundtrip")
     out = empty_levels(images, steps.shape[0], cached=True)
     summary = torch.empty(clamp_summary_shape(images, steps.shape[0]), dtype=torch.uint8)
-    _forward_into(images, steps, out, subsampling, color, "ste", validate, clamp_summary=summary)
-    return out, summary
+    pass_mask = torch.empty(pass_mask_shape(images, steps.shape[0]), dtype=torch.int64)
+    _forward_into(images, steps, out, subsampling, color, "ste", validate, clamp_summary=summary,
+                  pass_mask=pass_mask)
+    return out, summary, pass_mask
 
 
 @roundtrip_ste.register_fake
 def _roundtrip_ste_fake(images, steps, subsampling, color, validate):
     _check_op_args(images, steps, subsampling, color, "ste")
     return (empty_levels(images, steps.shape[0]),
-            images.new_empty(clamp_summary_shape(images, steps.shape[0]), dtype=torch.uint8))
+            images.new_empty(clamp_summary_shape(images, steps.shape[0]), dtype=torch.uint8),
+            images.new_empty(pass_mask_shape(images, steps.shape[0]), dtype=torch.int64))
 
 
 def forward_levels(images: Tensor, steps: Tensor, subsampling: str, color: str, grad: str, validate: bool) -> Tensor:
@@ -306,7 +318,8 @@ def ste_from_output(images: Tensor, subsampling: str, color: str, grad: str) -> 
 
 
 def _check_ste_args(grad_out: Tensor, output: Tensor, images: Tensor, steps: Tensor, subsampling: str,
-                    color: str, clamp_summary: Optional[Tensor] = None) -> None:
+                    color: str, clamp_summary: Optional[Tensor] = None, pass_mask: Optional[Tensor] = None
+                    ) -> None:
     _check_op_args(images, steps, subsampling, color, "ste")
     if _kernel.uses_420(images.shape[1], subsampling, color):
         raise ValueError("roundtrip_backward_ste covers 4:4:4, grayscale and plain RGB; 4:2:0 uses roundtrip_backward")
@@ -327,11 +340,21 @@ def _check_ste_args(grad_out: Tensor, output: Tensor, images: Tensor, steps: Ten
                              f"{tuple(clamp_summary.shape)}")
         if clamp_summary.device.type != "cpu" or images.device.type != "cpu":
             raise ValueError("clamp_summary comes from the CPU kernel: CPU tensors only")
+    if pass_mask is not None:
+        if clamp_summary is None:
+            raise ValueError("pass_mask is read with its clamp_summary: pass both")
+        want = pass_mask_shape(images, steps.shape[0])
+        if tuple(pass_mask.shape) != want or pass_mask.dtype != torch.int64:
+            raise ValueError(f"pass_mask must be int64 of shape {want}, got {pass_mask.dtype} "
+                             f"{tuple(pass_mask.shape)}")
+        if pass_mask.device.type != "cpu":
+            raise ValueError("pass_mask comes from the CPU kernel: CPU tensors only")
 
 
 @torch.library.custom_op("nnjpeg::roundtrip_backward_ste", mutates_args=())
 def roundtrip_backward_ste(grad_out: Tensor, output: Tensor, images: Tensor, steps: Tensor, subsampling: str,
-                           color: str, clamp_summary: Optional[Tensor] = None) -> Tensor:
+                           color: str, clamp_summary: Optional[Tensor] = None, pass_mask: Optional[Tensor] = None
+                           ) -> Tensor:
     """The "ste" gradient of ``nnjpeg::roundtrip`` (4:4:4, grayscale, plain RGB) from its saved output.
 
     With the rounding's derivative 1 the round trip's Jacobian is the identity wherever the decoded pixel
@@ -350,6 +373,9 @@ def roundtrip_backward_ste(grad_out: Tensor, output: Tensor, images: Tensor, ste
         clamp_summary: optional, CPU: the (K, N, ceil(H/8), ceil(W/8)) uint8 summary ``nnjpeg::roundtrip_ste``
             returned with ``output``: blocks without a clamped pixel then skip the output, and almost no
             block is recomputed. The same gradient, bitwise.
+        pass_mask: optional, with ``clamp_summary``: the (K, N, C, ceil(H/8), ceil(W/8)) int64 pass masks
+            ``nnjpeg::roundtrip_ste`` returned with it: the output is then never read and no block is
+            recomputed. The same gradient, bitwise.
 
     Shape:
         - output: (N, C, H, W), contiguous, the images' dtype.
@@ -362,20 +388,22 @@ def roundtrip_backward_ste(grad_out: Tensor, output: Tensor, images: Tensor, ste
         >>> g.shape
         torch.Size([1, 3, 16, 16])
     """
-    _check_ste_args(grad_out, output, images, steps, subsampling, color, clamp_summary)
+    _check_ste_args(grad_out, output, images, steps, subsampling, color, clamp_summary, pass_mask)
     if not _kernel.has_kernel(images.device):
         raise ValueError(f"no backward kernel for {images.device.type} tensors (CPU and CUDA only)")
     grad_in = empty_grad_in(images)
     if images.shape[0]:
         summary = None if clamp_summary is None else clamp_summary.contiguous()
+        mask = None if pass_mask is None else pass_mask.contiguous()
         _kernel.backward_ste(grad_out.to(images.dtype), output, images, steps, grad_in, subsampling, color,
-                             clamp_summary=summary)
+                             clamp_summary=summary, pass_mask=mask)
     return grad_in
 
 
 @roundtrip_backward_ste.register_fake
-def _roundtrip_backward_ste_fake(grad_out, output, images, steps, subsampling, color, clamp_summary=None):
-    _check_ste_args(grad_out, output, images, steps, subsampling, color, clamp_summary)
+def _roundtrip_backward_ste_fake(grad_out, output, images, steps, subsampling, color, clamp_summary=None,
+                                 pass_mask=None):
+    _check_ste_args(grad_out, output, images, steps, subsampling, color, clamp_summary, pass_mask)
     return torch.empty_like(images, memory_format=torch.contiguous_format)
 
 
@@ -411,21 +439,22 @@ roundtrip_levels.register_autograd(_backward, setup_context=_setup_context)
 
 def _setup_context_ste(ctx, inputs, output):
     images, steps, subsampling, color, _validate = inputs
-    out, summary = output
-    ctx.mark_non_differentiable(summary)
+    out, summary, pass_mask = output
+    ctx.mark_non_differentiable(summary, pass_mask)
     # No zero-filled gradient for the summary (autograd would fill one per call with torch's OpenMP threads,
     # whose workers then spin for a while on the cores the backward kernel's threads need).
     ctx.set_materialize_grads(False)
-    ctx.save_for_backward(images, steps, out, summary)  # an in-place change to out before backward raises
+    ctx.save_for_backward(images, steps, out, summary, pass_mask)  # an in-place change to out raises
     ctx.options = (subsampling, color)
 
 
-def _backward_ste(ctx, grad_out, _grad_summary):
+def _backward_ste(ctx, grad_out, _grad_summary, _grad_pass_mask):
     if grad_out is None:  # the output took no part in the loss (only possible without materialized grads)
         return None, None, None, None, None
-    images, steps, out, summary = ctx.saved_tensors
+    images, steps, out, summary, pass_mask = ctx.saved_tensors
     subsampling, color = ctx.options
-    return roundtrip_backward_ste(grad_out, out, images, steps, subsampling, color, summary), None, None, None, None
+    grad_in = roundtrip_backward_ste(grad_out, out, images, steps, subsampling, color, summary, pass_mask)
+    return grad_in, None, None, None, None
 
 
 roundtrip_ste.register_autograd(_backward_ste, setup_context=_setup_context_ste)

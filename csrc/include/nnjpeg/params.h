@@ -56,6 +56,12 @@ struct RoundtripParams {
   // clamp summary of every block (ClampSummaryBits): what the "ste" backward needs to mask the gradient
   // without recomputing the round trip (ste_backward.h).
   uint8_t* clamp_summary = nullptr;
+  // Forward, optional, with clamp_summary: (K, N, C, blocks_y, blocks_x) contiguous words, the pass mask of
+  // each block and channel: bit r * 8 + c set where the decoded pixel of row r, column c was not clamped
+  // (pass_unclamped lets its gradient through; bits of padding pixels set), for every block: all ones where
+  // the summary has no kSomeClamped. With it the "ste" backward masks the gradient without reading the
+  // output or recomputing a block (ste_backward.h).
+  uint64_t* pass_mask = nullptr;
 
   // CPU kernel, set by its driver (csrc/cpu/streaming_stores.h), never by a caller: store the float32 output
   // with streaming (non-temporal) stores.

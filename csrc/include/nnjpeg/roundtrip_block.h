@@ -200,8 +200,14 @@ NNJ_HD int64_t clamp_summary_index(const RoundtripParams& p, int64_t k, int64_t 
   return ((k * p.n + n) * g.blocks_y + by) * g.blocks_x + bx;
 }
 
+// Index of block b's word for channel ch at level k in p.pass_mask: (K, N, C, blocks_y, blocks_x).
+NNJ_HD int64_t pass_mask_index(const RoundtripParams& p, int64_t k, int64_t n, int64_t ch, int64_t by, int64_t bx) {
+  const Geometry g = geometry(p);
+  return (((k * p.n + n) * p.c + ch) * g.blocks_y + by) * g.blocks_x + bx;
+}
+
 // Forward round trip of one 8x8 block at every level (4:4:4, grayscale, or plain RGB); with p.clamp_summary
-// (float output), also its clamp summary per level.
+// (float output), also its clamp summary per level, and with p.pass_mask its pass masks.
 template <typename IO, typename T>
 NNJ_HD void roundtrip_block_444(const RoundtripParams& p, BlockCoord b) {
   const int channels = int(p.c);
@@ -214,6 +220,7 @@ NNJ_HD void roundtrip_block_444(const RoundtripParams& p, BlockCoord b) {
     T px[3][64];
     decode_pixels(ycc, channels, coef, table_for(p, k, b.n, false), table_for(p, k, b.n, true), p.rounding, px);
     int summary = 0;
+    uint64_t blocked[3] = {0, 0, 0};  // bit i: pixel i clamped
     for (int i = 0; i < 64; ++i) {
       const int64_t y = b.by * 8 + i / 8, x = b.bx * 8 + i % 8;
       if (y >= p.h || x >= p.w) continue;  // padding: computed, never stored
@@ -221,10 +228,14 @@ NNJ_HD void roundtrip_block_444(const RoundtripParams& p, BlockCoord b) {
         IO v;
         store_255(px[ch][i], v);
         out[offset5(p.out_stride, k, b.n, ch, y, x)] = v;
-        summary |= clamp_summary_bits(px[ch][i], v);
+        const int bits = clamp_summary_bits(px[ch][i], v);
+        summary |= bits;
+        if (bits & kSomeClamped) blocked[ch] |= uint64_t(1) << i;
       }
     }
     if (p.clamp_summary) p.clamp_summary[clamp_summary_index(p, k, b.n, b.by, b.bx)] = uint8_t(summary);
+    if (p.pass_mask)
+      for (int ch = 0; ch < channels; ++ch) p.pass_mask[pass_mask_index(p, k, b.n, ch, b.by, b.bx)] = ~blocked[ch];
   }
 }
 

@@ -26,8 +26,11 @@
 // and whether some unclamped one was stored as exactly 0 or 1) the output is needed far less: a level
 // without a clamped pixel passes everywhere (the output is not read); a level with clamped pixels but none
 // on a bound passes exactly where the output is strictly inside (0, 1) (a stored 0 or 1 then means px < 0
-// or px > 255); only a block with a level that has both is recomputed. Every branch adds the same terms in
-// the same order, so the result is bitwise the one without the summary.
+// or px > 255); only a block with a level that has both is recomputed. With the forward's pass masks as well
+// (params.h: the clamped pixels of each block with a clamped pixel) the output is never read and no block is
+// recomputed: a level with clamped pixels passes exactly where its mask bit is set, which is the very test
+// the recompute makes (pass_unclamped on the forward's own pixels). Every branch adds the same terms in the
+// same order, so the result is bitwise the one without the summary.
 #pragma once
 
 #include <stdint.h>
@@ -47,16 +50,21 @@ struct SteBackwardParams {
   int64_t output_stride[5] = {0, 0, 0, 0, 0};   // its element strides
   bool always_recompute = false;                // tests only: take the recompute path in every block
   const uint8_t* clamp_summary = nullptr;       // optional: the forward's (K, N, blocks_y, blocks_x) summary
+  const uint64_t* pass_mask = nullptr;          // optional, with clamp_summary: the forward's pass masks
 };
 
-// Where the mask of block b at level k comes from, given the clamp summary.
-enum SteMaskSource : int { kPassEverywhere = 0, kMaskFromOutput = 1, kMaskFromPixels = 2 };
+// Where the mask of block b at level k comes from, given the clamp summary (and the pass masks).
+enum SteMaskSource : int { kPassEverywhere = 0, kMaskFromOutput = 1, kMaskFromPixels = 2, kMaskFromPassMask = 3 };
 
 NNJ_HD int ste_mask_source(const SteBackwardParams& s, BlockCoord b, int64_t k) {
   const int bits = s.clamp_summary[clamp_summary_index(s.p, k, b.n, b.by, b.bx)];
   if (!(bits & kSomeClamped)) return kPassEverywhere;
+  if (s.pass_mask) return kMaskFromPassMask;
   return bits & kSomeOnBound ? kMaskFromPixels : kMaskFromOutput;
 }
+
+// 1 when the pass mask `word` lets column c of row r through.
+NNJ_HD int pass_mask_bit(uint64_t word, int64_t r, int c) { return int((word >> (r * 8 + c)) & 1u); }
 
 // 1 when an output value is not strictly inside (0, 1) (NaN included): its pixel's mask needs the decoded
 // pixel. Integer, branch-free, so that the CPU driver's row loop vectorizes.
@@ -135,7 +143,8 @@ NNJ_HD void ste_pass_row(const SteBackwardParams& s, BlockCoord b, int64_t ch, i
 }
 
 // With the clamp summary, row r of channel ch of block b (no level needing its pixels): each level's gradient
-// passes everywhere or where the output is strictly inside (0, 1), added in increasing level order.
+// passes everywhere, where the output is strictly inside (0, 1), or where its pass mask lets it through,
+// added in increasing level order.
 template <typename IO, typename T>
 NNJ_HD void ste_masked_row(const SteBackwardParams& s, BlockCoord b, int64_t ch, int64_t r) {
   const RoundtripParams& p = s.p;
@@ -147,11 +156,15 @@ NNJ_HD void ste_masked_row(const SteBackwardParams& s, BlockCoord b, int64_t ch,
   for (int64_t k = 0; k < p.levels; ++k) {
     const IO* g = gout + offset5(p.out_stride, k, b.n, ch, y, b.bx * 8);
     const IO* o = out + offset5(s.output_stride, k, b.n, ch, y, b.bx * 8);
-    const bool from_output = ste_mask_source(s, b, k) == kMaskFromOutput;
-    for (int c = 0; c < 8; ++c)  // fixed trip count: acc stays in registers on the GPU
-      if (c < cols)
-        acc[c] = acc[c] + (from_output && output_needs_pixel(o[c * s.output_stride[4]]) ? T(0)
-                                                                                         : T(g[c * p.out_stride[4]]));
+    const int source = ste_mask_source(s, b, k);
+    const uint64_t word = source == kMaskFromPassMask ? s.pass_mask[pass_mask_index(p, k, b.n, ch, b.by, b.bx)]
+                                                      : ~uint64_t(0);
+    for (int c = 0; c < 8; ++c) {  // fixed trip count: acc stays in registers on the GPU
+      if (c >= cols) continue;
+      const bool blocked = source == kMaskFromOutput ? output_needs_pixel(o[c * s.output_stride[4]]) != 0
+                                                     : pass_mask_bit(word, r, c) == 0;
+      acc[c] = acc[c] + (blocked ? T(0) : T(g[c * p.out_stride[4]]));
+    }
   }
   IO* dst = static_cast<IO*>(p.grad_input) + offset4(p.grad_in_stride, b.n, ch, y, b.bx * 8);
   for (int c = 0; c < 8; ++c)
