@@ -289,7 +289,7 @@ def roundtrip_ste(images: Tensor, steps: Tensor, subsampling: str, color: str, v
         raise ValueError("nnjpeg::roundtrip_ste takes CPU images without 4:2:0; use nnjpeg::roundtrip")
     out = empty_levels(images, steps.shape[0], cached=True)
     summary = torch.empty(clamp_summary_shape(images, steps.shape[0]), dtype=torch.uint8)
-    pass_mask = torch.empty(pass_mask_shape(images, steps.shape[0]), dtype=torch.int64)
+    pass_mask = cpu_cache.empty(pass_mask_shape(images, steps.shape[0]), torch.int64)
     _forward_into(images, steps, out, subsampling, color, "ste", validate, clamp_summary=summary,
                   pass_mask=pass_mask)
     return out, summary, pass_mask
