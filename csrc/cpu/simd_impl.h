@@ -195,6 +195,35 @@ struct LaneSummary {
   }
 };
 
+// store_group of an interior group; kSummarize: with the clamp summaries (and pass masks). Its own
+// instantiation, so that the plain store keeps no summary state in registers.
+template <typename IO, bool kSummarize>
+void store_interior(const RoundtripParams& p, const Group& g, int64_t k, Vec (*px)[64]) {
+  IO* out = static_cast<IO*>(p.output);
+  const int64_t* s = p.out_stride;
+  LaneSummary summary;
+  for (int ch = 0; ch < p.c; ++ch) {
+    IO* plane = out + k * s[0] + ch * s[2];  // of image 0
+    IO* base[kLanes];
+    lane_bases(plane, g, s[1], s[3], s[4], 8, base);
+    for (int r = 0; r < 8; ++r) {
+      Vec cols[8];
+      for (int c = 0; c < 8; ++c) cols[c] = to_pixel(px[ch][r * 8 + c], plane);
+      if constexpr (kSummarize)
+        for (int c = 0; c < 8; ++c) summary.add(px[ch][r * 8 + c], cols[c], ch, r * 8 + c);
+      store_lane_rows(cols, base, r * s[3], s[4], g.count, p.stream_output);
+    }
+  }
+  if constexpr (!kSummarize) return;
+  for (int j = 0; j < g.count; ++j) {
+    const int bits = summary.bits(j);
+    p.clamp_summary[clamp_summary_index(p, k, g.n[j], g.by[j], g.bx[j])] = uint8_t(bits);
+    if (p.pass_mask)
+      for (int ch = 0; ch < p.c; ++ch)
+        p.pass_mask[pass_mask_index(p, k, g.n[j], ch, g.by[j], g.bx[j])] = summary.pass_mask(ch, j);
+  }
+}
+
 // Decoded pixels (0..255, not clamped) of level k -> the output, padding skipped; with p.clamp_summary (float
 // output), the group's clamp summaries at this level too, and with p.pass_mask its pass masks.
 template <typename IO>
@@ -228,27 +257,8 @@ void store_group(const RoundtripParams& p, const Group& g, int64_t k, Vec (*px)[
     }
     return;
   }
-  LaneSummary summary;
-  for (int ch = 0; ch < p.c; ++ch) {
-    IO* plane = out + k * s[0] + ch * s[2];  // of image 0
-    IO* base[kLanes];
-    lane_bases(plane, g, s[1], s[3], s[4], 8, base);
-    for (int r = 0; r < 8; ++r) {
-      Vec cols[8];
-      for (int c = 0; c < 8; ++c) cols[c] = to_pixel(px[ch][r * 8 + c], plane);
-      if (summarize)
-        for (int c = 0; c < 8; ++c) summary.add(px[ch][r * 8 + c], cols[c], ch, r * 8 + c);
-      store_lane_rows(cols, base, r * s[3], s[4], g.count, p.stream_output);
-    }
-  }
-  if (!summarize) return;
-  for (int j = 0; j < g.count; ++j) {
-    const int bits = summary.bits(j);
-    p.clamp_summary[clamp_summary_index(p, k, g.n[j], g.by[j], g.bx[j])] = uint8_t(bits);
-    if (p.pass_mask)
-      for (int ch = 0; ch < p.c; ++ch)
-        p.pass_mask[pass_mask_index(p, k, g.n[j], ch, g.by[j], g.bx[j])] = summary.pass_mask(ch, j);
-  }
+  if (summarize) store_interior<IO, true>(p, g, k, px);
+  else store_interior<IO, false>(p, g, k, px);
 }
 
 template <typename IO>
