@@ -41,8 +41,22 @@ def _photo(h, w):
     return img[:, 60:60 + h, 90:90 + w].contiguous()
 
 
+def _smooth_and_flat(g):
+    """(3, 3, 48, 80): ramps with faint noise of both signs, whose AC terms mostly round to 0 or -0 (the SIMD
+    decode's shortcut for such columns, simd_impl.h), and flat areas at 128 (level-shifted components exactly
+    0: zero DC terms), 0 and 255."""
+    yy, xx = torch.linspace(0, 1, 48)[:, None], torch.linspace(0, 1, 80)[None, :]
+    x = (0.3 + 0.24 * xx + 0.16 * yy).expand(3, 3, 48, 80) + 0.003 * torch.randn(3, 3, 48, 80, generator=g)
+    x[:, :, :16, :16] = 128 / 255
+    x[:, :, 16:32, :16] = 0.0
+    x[:, :, 32:, :16] = 1.0
+    x[1] = x[1].flip(-1)  # descending ramps: negative AC terms
+    return x.clamp(0, 1)
+
+
 def _cases():
     g = torch.Generator().manual_seed(7)
+    yield "smooth and flat 48x80 (columns whose AC terms round to 0)", _smooth_and_flat(g)
     yield "random 37x45 (edge blocks, partial groups)", torch.rand(3, 3, 37, 45, generator=g)
     yield "random 64x64 (interior groups)", torch.rand(2, 3, 64, 64, generator=g)
     yield "random 48x272 (4:2:0: interior macro-blocks, 17 per row)", torch.rand(2, 3, 48, 272, generator=g)

@@ -44,6 +44,22 @@ inline Vec& operator*=(Vec& a, Vec b) { return a = a * b; }
 
 inline float scalar_of(Vec x) { return x.v[0]; }  // the lanes' type (see quantize.h)
 
+// True when some lane of x is not zero.
+inline bool any_lane(vi x) {
+#if NNJPEG_SIMD_LANES == 16 && defined(__AVX512F__)
+  return _mm512_test_epi32_mask(__m512i(x), __m512i(x)) != 0;
+#elif NNJPEG_SIMD_LANES == 8 && defined(__AVX__)
+  return !_mm256_testz_si256(__m256i(x), __m256i(x));
+#else
+  int any = 0;
+  for (int i = 0; i < kLanes; ++i) any |= x[i];
+  return any != 0;
+#endif
+}
+
+// |x| per lane (the sign bit cleared).
+inline vf abs_lanes(vf x) { return vf(vi(x) & 0x7fffffff); }
+
 // Overloads of the shared scalar helpers (found by argument-dependent lookup from the shared templates).
 inline Vec round_half_even(Vec x) {  // rintf per lane: round half to even in the current rounding mode
 #if NNJPEG_SIMD_LANES == 16 && defined(__AVX512F__)

@@ -35,6 +35,7 @@ NNJ_HD S dequant_multiplier(S divisor) { return divisor * S(0.015625); }
 template <typename S>
 struct QuantDivisors {
   S divisor[64], to_idct[64], reciprocal[64];
+  S half_divisor[64];  // divisor / 2 (exact): |F| <= it rounds F / divisor to 0 (half to even)
 };
 
 template <typename S>
@@ -43,6 +44,7 @@ NNJ_HD void prepare_divisors(const float* steps, QuantDivisors<S>& q) {
     q.divisor[i] = quant_divisor<S>(steps[i], i);
     q.to_idct[i] = dequant_multiplier(q.divisor[i]);
     q.reciprocal[i] = S(1) / q.divisor[i];
+    q.half_divisor[i] = S(0.5) * q.divisor[i];
   }
 }
 

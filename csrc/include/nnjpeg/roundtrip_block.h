@@ -104,11 +104,9 @@ NNJ_HD void encode_block(bool ycc, int channels, T (*c)[64]) {
   for (int ch = 0; ch < channels; ++ch) fdct8x8_scaled(c[ch]);
 }
 
-// Coefficients -> decoded pixels on the 0..255 scale (not clamped) with one level's steps (see decode_block).
-template <typename T, typename Steps>
-NNJ_HD void decode_pixels(bool ycc, int channels, const T (*coef)[64], const Steps& luma, const Steps& chroma,
-                          int rounding, T (*px)[64]) {
-  for (int ch = 0; ch < channels; ++ch) decode_block(coef[ch], ycc && ch > 0 ? chroma : luma, rounding, px[ch]);
+// Decoded components (level-shifted YCbCr, or the shifted channels) -> pixels on the 0..255 scale, in place.
+template <typename T>
+NNJ_HD void shifted_to_pixels(bool ycc, int channels, T (*px)[64]) {
   for (int i = 0; i < 64; ++i) {
     if (ycc) {
       T r, g, b;
@@ -120,6 +118,14 @@ NNJ_HD void decode_pixels(bool ycc, int channels, const T (*coef)[64], const Ste
       for (int ch = 0; ch < channels; ++ch) px[ch][i] = px[ch][i] + T(128);
     }
   }
+}
+
+// Coefficients -> decoded pixels on the 0..255 scale (not clamped) with one level's steps (see decode_block).
+template <typename T, typename Steps>
+NNJ_HD void decode_pixels(bool ycc, int channels, const T (*coef)[64], const Steps& luma, const Steps& chroma,
+                          int rounding, T (*px)[64]) {
+  for (int ch = 0; ch < channels; ++ch) decode_block(coef[ch], ycc && ch > 0 ? chroma : luma, rounding, px[ch]);
+  shifted_to_pixels(ycc, channels, px);
 }
 
 // Decoded components -> pixels on the 0..255 scale (not clamped) at one position.
