@@ -187,3 +187,21 @@ def test_isa_selection():
     finally:
         C.set_cpu_isa("auto")
     assert C.cpu_isa() == C.cpu_isas()[-1]
+
+
+@pytest.mark.parametrize("isa", _isas())
+def test_tables_changed_in_place_between_calls_are_seen(isa, use_isa):
+    # The SIMD forward keeps each table's prepared divisors per thread, found by address, and compares the
+    # steps once per call (csrc/cpu/divisor_cache.h): new steps at the same address must be seen next call.
+    use_isa(isa)
+    x = _photo(64, 96)[None].float().div(255).repeat(4, 1, 1, 1)
+    steps = nnjpeg_cuda.tables.level_tables([90, 30], "standard", 4).contiguous()
+    for subsampling in ("4:4:4", "4:2:0"):
+        first = torch.ops.nnjpeg.roundtrip(x, steps, subsampling, "ycbcr", "ste", True)
+        old = steps.clone()
+        steps.copy_(nnjpeg_cuda.tables.level_tables([20, 75], "standard", 4))
+        second = torch.ops.nnjpeg.roundtrip(x, steps, subsampling, "ycbcr", "ste", True)
+        assert torch.equal(second, torch.ops.nnjpeg.roundtrip(x, steps.clone(), subsampling, "ycbcr", "ste", True))
+        assert not torch.equal(second, first)
+        steps.copy_(old)
+        assert torch.equal(torch.ops.nnjpeg.roundtrip(x, steps, subsampling, "ycbcr", "ste", True), first)

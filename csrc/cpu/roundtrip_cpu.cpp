@@ -4,6 +4,7 @@
 #include <math.h>
 #include <stdint.h>
 
+#include <atomic>
 #include <numeric>
 #include <type_traits>
 #include <vector>
@@ -178,6 +179,8 @@ void roundtrip_forward(const RoundtripParams& params) {
   const int64_t out_sizes[5] = {p.levels, p.n, p.c, p.h, p.w};
   prepare_output(p.output, p.out_stride, out_sizes, 5, element_size(p.dtype), p.num_threads);
   p.stream_output = use_streaming_stores(p);  // read by the SIMD store (simd_vec.h: store_pair)
+  static std::atomic<uint64_t> next_call_id{1};
+  p.call_id = next_call_id.fetch_add(1, std::memory_order_relaxed);
   if (uses_420(p)) {  // workspace: contiguous (K, N, 2, chroma_h, chroma_w)
     advise_huge_pages(p.workspace, p.levels * p.n * 2 * g.chroma_h * g.chroma_w * (p.dtype == kFloat64 ? 8 : 4));
   }

@@ -82,7 +82,7 @@ void chroma_decode_store(const RoundtripParams& p, const Geometry& geo, const Gr
   for (int64_t k = 0; k < p.levels; ++k) {
     for (int ch = 0; ch < 2; ++ch) {
       Vec dec[64];
-      decode_block_simd(cc[ch], thread_divisor_cache()(table_for(p, k, g.n[0], true)), p.rounding, dec);
+      decode_block_simd(cc[ch], thread_divisor_cache()(table_for(p, k, g.n[0], true), p.call_id), p.rounding, dec);
       float* base[kLanes];
       lane_bases(ws + (k * p.n * 2 + ch) * plane, g, 2 * plane, geo.chroma_w, 1, 8, base);
       for (int r = 0; r < 8; ++r) store_lane_rows(dec + r * 8, base, r * geo.chroma_w, 1, g.count);
@@ -204,7 +204,7 @@ void luma_level_pixels_420(const RoundtripParams& p, const Geometry& geo, const 
   const float* ws = static_cast<const float*>(p.workspace);
   const int64_t plane = geo.chroma_h * geo.chroma_w;
   Vec dec[64], win[2][6][6];
-  decode_block_simd(coef, thread_divisor_cache()(table_for(p, k, g.n[0], false)), p.rounding, dec);
+  decode_block_simd(coef, thread_divisor_cache()(table_for(p, k, g.n[0], false), p.call_id), p.rounding, dec);
   for (int ch = 0; ch < 2; ++ch) chroma_window(ws + (k * p.n * 2 + ch) * plane, geo, wl, win[ch]);
   for (int i = 0; i < 64; ++i)
     ycbcr_shifted_to_rgb(dec[i], upsample_from_window(win[0], i / 8, i % 8),

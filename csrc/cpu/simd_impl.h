@@ -322,8 +322,8 @@ void forward_group(const RoundtripParams& p, const Group& g, const Group* next, 
   DivisorCache& divisors = thread_divisor_cache();
   for (int64_t k = 0; k < p.levels; ++k) {
     Vec px[3][64];
-    const QuantDivisors<float>& luma = divisors(table_for(p, k, g.n[0], false));
-    decode_group(ycc, channels, coef, luma, divisors(table_for(p, k, g.n[0], true)), p.rounding, px);
+    const QuantDivisors<float>& luma = divisors(table_for(p, k, g.n[0], false), p.call_id);
+    decode_group(ycc, channels, coef, luma, divisors(table_for(p, k, g.n[0], true), p.call_id), p.rounding, px);
     store_group<IO>(p, g, k, px);
   }
 }

@@ -66,6 +66,8 @@ struct RoundtripParams {
   // CPU kernel, set by its driver (csrc/cpu/streaming_stores.h), never by a caller: store the float32 output
   // with streaming (non-temporal) stores.
   bool stream_output = false;
+  // CPU kernel, set by its driver: a number no other call of this process gets (csrc/cpu/divisor_cache.h).
+  uint64_t call_id = 0;
 
   int num_threads = 1;    // CPU kernel: worker threads
   int device = 0;         // CUDA kernel: device ordinal
