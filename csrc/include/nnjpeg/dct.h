@@ -158,6 +158,30 @@ NNJ_HD void idct8_scaled(T* v, int stride) {
   v[4 * stride] = e3 - o4;
 }
 
+// idct8_scaled of inputs 0-3 with inputs 4-7 zero: its operations without the terms of the zero inputs
+// (x + 0 and x - 0 are x, 0 - x is -x, (-x) * c is -(x * c), z - (-t) is z + t), so every output is
+// idct8_scaled's up to the sign of a zero value. The CPU SIMD forward uses it (csrc/cpu/simd_impl.h).
+template <typename T>
+NNJ_HD void idct8_scaled_first4(T* v, int stride) {
+  const T v0 = v[0], v1 = v[stride], v2 = v[2 * stride], v3 = v[3 * stride];
+  const T d26 = v2 * T(1.41421356237309504880) - v2;
+  const T e0 = v0 + v2, e3 = v0 - v2, e1 = v0 + d26, e2 = v0 - d26;
+  const T o7 = v1 + v3;
+  const T o11 = (v1 - v3) * T(1.41421356237309504880);
+  const T z5 = (v1 - v3) * T(1.84775906502257351225);
+  const T o10 = z5 - v1 * T(1.08239220029239396880);
+  const T o12 = z5 + v3 * T(2.61312592975275305571);
+  const T o6 = o12 - o7, o5 = o11 - o6, o4 = o10 - o5;
+  v[0] = e0 + o7;
+  v[7 * stride] = e0 - o7;
+  v[stride] = e1 + o6;
+  v[6 * stride] = e1 - o6;
+  v[2 * stride] = e2 + o5;
+  v[5 * stride] = e2 - o5;
+  v[3 * stride] = e3 + o4;
+  v[4 * stride] = e3 - o4;
+}
+
 // 2-D scaled forward DCT in place: blk[u * 8 + v] = orthonormal coefficient * aan_scale(u) * aan_scale(v).
 template <typename T>
 NNJ_HD void fdct8x8_scaled(T* blk) {
