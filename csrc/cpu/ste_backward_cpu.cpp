@@ -349,15 +349,10 @@ void ste_backward_strip_summary(const SteBackwardParams& s, RecomputeQueue* queu
             } else if (source[b] == kMaskFromOutput) {
               for (int64_t x = xb; x < xe; ++x)
                 acc[x] = acc[x] + (output_needs_pixel(orow[x * os]) ? T(0) : T(grow[x * gs]));
-            } else if (source[b] == kMaskFromPassMask) {  // one byte of the mask per row, pass_mask_bit's test
+            } else if (source[b] == kMaskFromPassMask) {  // strided gradient rows: pass_mask_bit's test
               const uint32_t row_bits = uint32_t(words[b] >> (8 * (r0 + rr))) & 0xffu;
-              if (xe - xb == 8 && gs == 1) {  // fixed trip count: a vector select
-                for (int c = 0; c < 8; ++c)
-                  acc[xb + c] = acc[xb + c] + (row_bits & (1u << c) ? T(grow[xb + c]) : T(0));
-              } else {
-                for (int64_t x = xb; x < xe; ++x)
-                  acc[x] = acc[x] + (row_bits & (1u << (x - xb)) ? T(grow[x * gs]) : T(0));
-              }
+              for (int64_t x = xb; x < xe; ++x)
+                acc[x] = acc[x] + (row_bits & (1u << (x - xb)) ? T(grow[x * gs]) : T(0));
             } else {
               for (int64_t x = xb; x < xe; ++x) acc[x] = acc[x] + T(grow[x * gs]);
             }

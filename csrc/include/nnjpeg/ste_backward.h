@@ -27,10 +27,10 @@
 // without a clamped pixel passes everywhere (the output is not read); a level with clamped pixels but none
 // on a bound passes exactly where the output is strictly inside (0, 1) (a stored 0 or 1 then means px < 0
 // or px > 255); only a block with a level that has both is recomputed. With the forward's pass masks as well
-// (params.h: the clamped pixels of each block with a clamped pixel) the output is never read and no block is
-// recomputed: a level with clamped pixels passes exactly where its mask bit is set, which is the very test
-// the recompute makes (pass_unclamped on the forward's own pixels). Every branch adds the same terms in the
-// same order, so the result is bitwise the one without the summary.
+// (params.h: per block, channel and level, one bit per pixel, set where it was not clamped) the output is
+// never read and no block is recomputed: a level with clamped pixels passes exactly where its mask bit is
+// set, which is the very test the recompute makes (pass_unclamped on the forward's own pixels). Every branch
+// adds the same terms in the same order, so the result is bitwise the one without the summary.
 #pragma once
 
 #include <stdint.h>
