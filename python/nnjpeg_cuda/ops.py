@@ -279,8 +279,8 @@ def roundtrip_ste(images: Tensor, steps: Tensor, subsampling: str, color: str, v
     The summary (K, N, ceil(H/8), ceil(W/8)) uint8 (bits in csrc/include/nnjpeg/params.h) lets the backward
     skip the output wherever no pixel was clamped; the pass masks (K, N, C, ceil(H/8), ceil(W/8)) int64, one
     bit per pixel (bit r * 8 + c of a block's word: its pixel was not clamped), tell it which pixels let the
-    gradient through, so that it neither reads the output nor recomputes a block (ste_backward.h). Same output and same gradient as
-    ``nnjpeg::roundtrip``, bitwise; CPU float 4:4:4, grayscale or plain RGB only.
+    gradient through, so that it neither reads the output nor recomputes a block (ste_backward.h). Same
+    output and same gradient as ``nnjpeg::roundtrip``, bitwise; CPU float 4:4:4, grayscale or plain RGB only.
     """
     _check_op_args(images, steps, subsampling, color, "ste")
     if not images.is_floating_point():
