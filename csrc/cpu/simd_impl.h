@@ -190,8 +190,8 @@ struct LaneSummary {
     else high[ch] |= out & bit;
   }
   int bits(int j) const { return (clamped[j] ? kSomeClamped : 0) | (on_bound[j] ? kSomeOnBound : 0); }
-  uint64_t pass_mask(int ch, int j) const {
-    return ~(uint64_t(uint32_t(low[ch][j])) | uint64_t(uint32_t(high[ch][j])) << 32);
+  uint64_t clamped_pixels(int ch, int j) const {
+    return uint64_t(uint32_t(low[ch][j])) | uint64_t(uint32_t(high[ch][j])) << 32;
   }
 };
 
@@ -216,11 +216,9 @@ void store_interior(const RoundtripParams& p, const Group& g, int64_t k, Vec (*p
   }
   if constexpr (!kSummarize) return;
   for (int j = 0; j < g.count; ++j) {
-    const int bits = summary.bits(j);
-    p.clamp_summary[clamp_summary_index(p, k, g.n[j], g.by[j], g.bx[j])] = uint8_t(bits);
-    if (p.pass_mask)
-      for (int ch = 0; ch < p.c; ++ch)
-        p.pass_mask[pass_mask_index(p, k, g.n[j], ch, g.by[j], g.bx[j])] = summary.pass_mask(ch, j);
+    const uint64_t clamped[3] = {summary.clamped_pixels(0, j), summary.clamped_pixels(1, j),
+                                 summary.clamped_pixels(2, j)};
+    store_clamp_summary(p, k, BlockCoord{g.n[j], g.by[j], g.bx[j]}, summary.bits(j), clamped);
   }
 }
 
@@ -234,7 +232,7 @@ void store_group(const RoundtripParams& p, const Group& g, int64_t k, Vec (*px)[
   if (!g.interior) {
     for (int j = 0; j < g.count; ++j) {
       int summary = 0;
-      uint64_t blocked[3] = {0, 0, 0};
+      uint64_t clamped[3] = {0, 0, 0};  // bit r * 8 + c: that pixel clamped
       for (int ch = 0; ch < p.c; ++ch) {
         IO* plane = out + k * s[0] + g.n[j] * s[1] + ch * s[2];
         for (int r = 0; r < 8 && g.by[j] * 8 + r < p.h; ++r) {
@@ -245,15 +243,11 @@ void store_group(const RoundtripParams& p, const Group& g, int64_t k, Vec (*px)[
             plane[y * s[3] + (x0 + c) * s[4]] = v;
             const int bits = clamp_summary_bits(px[ch][r * 8 + c][j], v);
             summary |= bits;
-            if (bits & kSomeClamped) blocked[ch] |= uint64_t(1) << (r * 8 + c);
+            if (bits & kSomeClamped) clamped[ch] |= uint64_t(1) << (r * 8 + c);
           }
         }
       }
-      if (!summarize) continue;
-      p.clamp_summary[clamp_summary_index(p, k, g.n[j], g.by[j], g.bx[j])] = uint8_t(summary);
-      if (p.pass_mask)
-        for (int ch = 0; ch < p.c; ++ch)
-          p.pass_mask[pass_mask_index(p, k, g.n[j], ch, g.by[j], g.bx[j])] = ~blocked[ch];
+      if (summarize) store_clamp_summary(p, k, BlockCoord{g.n[j], g.by[j], g.bx[j]}, summary, clamped);
     }
     return;
   }
@@ -288,22 +282,18 @@ inline void decode_block_simd(const Vec* coef, const QuantDivisors<float>& q, in
     for (int u = 4; u < 8; ++u) high |= abs_lanes(coef[u * 8 + c].v) > broadcast(q.half_divisor[u * 8 + c]);
     if (!any_lane(low | high)) {
       if (c >= 4) right_zero = right_zero && !any_lane(abs_lanes(coef[c].v) > broadcast(q.half_divisor[c]));
-      const Vec dc = dequantize_quotient(quotient_at(coef[c], q, c, q.divisor[c]), Vec(q.to_idct[c]), rounding);
+      const Vec dc = dequantized_at(coef, q, c, rounding);
       for (int u = 0; u < 8; ++u) dst[u * 8 + c] = dc;
       continue;
     }
     if (c >= 4) right_zero = false;
     Vec column[8];
-    auto dequantize_row = [&](int u) {
-      const int i = u * 8 + c;
-      column[u] = dequantize_quotient(quotient_at(coef[i], q, i, q.divisor[i]), Vec(q.to_idct[i]), rounding);
-    };
-    if (!any_lane(high)) {  // rows 4-7 all round to 0: their quotients and terms left out
-      for (int u = 0; u < 4; ++u) dequantize_row(u);
-      idct8_scaled_first4(column, 1);
-    } else {
-      for (int u = 0; u < 8; ++u) dequantize_row(u);
+    if (any_lane(high)) {
+      for (int u = 0; u < 8; ++u) column[u] = dequantized_at(coef, q, u * 8 + c, rounding);
       idct8_scaled(column, 1);
+    } else {  // rows 4-7 all round to 0: their quotients and terms left out
+      for (int u = 0; u < 4; ++u) column[u] = dequantized_at(coef, q, u * 8 + c, rounding);
+      idct8_scaled_first4(column, 1);
     }
     for (int u = 0; u < 8; ++u) dst[u * 8 + c] = column[u];
   }

@@ -308,9 +308,11 @@ void ste_backward_strip_summary(const SteBackwardParams& s, RecomputeQueue* queu
         const uint8_t* source = sources[hoist ? k : 0];
         const bool row_masked = hoist ? masked[k] : read_sources(k, sources[0]);
         const uint64_t* words = s.pass_mask ? s.pass_mask + pass_mask_index(p, k, n, ch, by, bx0) : nullptr;
-        if (!row_masked && gs == 1) {  // the whole pass goes through: one contiguous loop, the output not read
+        if (gs == 1 && (!row_masked || words)) {  // a dense pass that reads no output: the next one fetched
           if (r0 + pass_rows < st.rows) prefetch_row(st.grad_row(k, ch, y + pass_rows), span);
           else if (fold) prefetch_next_strip<IO>(s, k, ch, n, by);
+        }
+        if (!row_masked && gs == 1) {  // the whole pass goes through: one contiguous loop, the output not read
           if (k == 0) {  // T(0) + the first level, without zeroing acc first
             for (int64_t x = 0; x < span; ++x) acc[x] = T(0) + T(grow[x]);
           } else {
@@ -319,8 +321,6 @@ void ste_backward_strip_summary(const SteBackwardParams& s, RecomputeQueue* queu
           continue;
         }
         if (words && gs == 1) {  // the pass masks: a select per row of 8, no branch per block
-          if (r0 + pass_rows < st.rows) prefetch_row(st.grad_row(k, ch, y + pass_rows), span);
-          else if (fold) prefetch_next_strip<IO>(s, k, ch, n, by);
           uint64_t word[kStripBlocks];
           for (int64_t b = 0; b < blocks; ++b) word[b] = source[b] == kPassEverywhere ? ~uint64_t(0) : words[b];
           for (int64_t rr = 0; rr < pass_rows; ++rr) {
@@ -349,10 +349,9 @@ void ste_backward_strip_summary(const SteBackwardParams& s, RecomputeQueue* queu
             } else if (source[b] == kMaskFromOutput) {
               for (int64_t x = xb; x < xe; ++x)
                 acc[x] = acc[x] + (output_needs_pixel(orow[x * os]) ? T(0) : T(grow[x * gs]));
-            } else if (source[b] == kMaskFromPassMask) {  // strided gradient rows: pass_mask_bit's test
-              const uint32_t row_bits = uint32_t(words[b] >> (8 * (r0 + rr))) & 0xffu;
+            } else if (source[b] == kMaskFromPassMask) {  // strided gradient rows
               for (int64_t x = xb; x < xe; ++x)
-                acc[x] = acc[x] + (row_bits & (1u << (x - xb)) ? T(grow[x * gs]) : T(0));
+                acc[x] = acc[x] + (pass_mask_bit(words[b], r0 + rr, int(x - xb)) ? T(grow[x * gs]) : T(0));
             } else {
               for (int64_t x = xb; x < xe; ++x) acc[x] = acc[x] + T(grow[x * gs]);
             }

@@ -333,22 +333,19 @@ def _check_ste_args(grad_out: Tensor, output: Tensor, images: Tensor, steps: Ten
             raise ValueError(f"{name} is on {t.device}, images on {images.device}")
     if output.dtype != images.dtype:
         raise TypeError(f"output must have the images' dtype {images.dtype}, got {output.dtype}")
-    if clamp_summary is not None:
-        want = clamp_summary_shape(images, steps.shape[0])
-        if tuple(clamp_summary.shape) != want or clamp_summary.dtype != torch.uint8:
-            raise ValueError(f"clamp_summary must be uint8 of shape {want}, got {clamp_summary.dtype} "
-                             f"{tuple(clamp_summary.shape)}")
-        if clamp_summary.device.type != "cpu" or images.device.type != "cpu":
-            raise ValueError("clamp_summary comes from the CPU kernel: CPU tensors only")
-    if pass_mask is not None:
-        if clamp_summary is None:
-            raise ValueError("pass_mask is read with its clamp_summary: pass both")
-        want = pass_mask_shape(images, steps.shape[0])
-        if tuple(pass_mask.shape) != want or pass_mask.dtype != torch.int64:
-            raise ValueError(f"pass_mask must be int64 of shape {want}, got {pass_mask.dtype} "
-                             f"{tuple(pass_mask.shape)}")
-        if pass_mask.device.type != "cpu":
-            raise ValueError("pass_mask comes from the CPU kernel: CPU tensors only")
+    if pass_mask is not None and clamp_summary is None:
+        raise ValueError("pass_mask is read with its clamp_summary: pass both")
+    records = (("clamp_summary", clamp_summary, clamp_summary_shape, torch.uint8),
+               ("pass_mask", pass_mask, pass_mask_shape, torch.int64))
+    for name, t, shape_of, dtype in records:  # what nnjpeg::roundtrip_ste returned beside the output
+        if t is None:
+            continue
+        want = shape_of(images, steps.shape[0])
+        if tuple(t.shape) != want or t.dtype != dtype:
+            raise ValueError(f"{name} must be {str(dtype).replace('torch.', '')} of shape {want}, got {t.dtype} "
+                             f"{tuple(t.shape)}")
+        if t.device.type != "cpu" or images.device.type != "cpu":
+            raise ValueError(f"{name} comes from the CPU kernel: CPU tensors only")
 
 
 @torch.library.custom_op("nnjpeg::roundtrip_backward_ste", mutates_args=())

@@ -131,6 +131,20 @@ NNJ_HD void fdct8_scaled(T* v, int stride) {
   v[7 * stride] = z11 - z4;
 }
 
+// The last stage of idct8_scaled (and idct8_scaled_first4): the odd half's last butterflies, then the outputs.
+template <typename T>
+NNJ_HD void idct8_scaled_outputs(T* v, int stride, T e0, T e1, T e2, T e3, T o7, T o10, T o11, T o12) {
+  const T o6 = o12 - o7, o5 = o11 - o6, o4 = o10 - o5;
+  v[0] = e0 + o7;
+  v[7 * stride] = e0 - o7;
+  v[stride] = e1 + o6;
+  v[6 * stride] = e1 - o6;
+  v[2 * stride] = e2 + o5;
+  v[5 * stride] = e2 - o5;
+  v[3 * stride] = e3 + o4;
+  v[4 * stride] = e3 - o4;
+}
+
 // Inverse 1-D DCT, AAN flow graph: input k holds X[k] * aan_scale(k) / 8.
 template <typename T>
 NNJ_HD void idct8_scaled(T* v, int stride) {
@@ -147,15 +161,7 @@ NNJ_HD void idct8_scaled(T* v, int stride) {
   const T z5 = (z10 + z12) * T(1.84775906502257351225);  // 2 cos(pi/8)
   const T o10 = z5 - z12 * T(1.08239220029239396880);    // 2 (cos(pi/8) - cos(3 pi/8))
   const T o12 = z5 - z10 * T(2.61312592975275305571);    // 2 (cos(pi/8) + cos(3 pi/8))
-  const T o6 = o12 - o7, o5 = o11 - o6, o4 = o10 - o5;
-  v[0] = e0 + o7;
-  v[7 * stride] = e0 - o7;
-  v[stride] = e1 + o6;
-  v[6 * stride] = e1 - o6;
-  v[2 * stride] = e2 + o5;
-  v[5 * stride] = e2 - o5;
-  v[3 * stride] = e3 + o4;
-  v[4 * stride] = e3 - o4;
+  idct8_scaled_outputs(v, stride, e0, e1, e2, e3, o7, o10, o11, o12);
 }
 
 // idct8_scaled of inputs 0-3 with inputs 4-7 zero: its operations without the terms of the zero inputs
@@ -171,15 +177,7 @@ NNJ_HD void idct8_scaled_first4(T* v, int stride) {
   const T z5 = (v1 - v3) * T(1.84775906502257351225);
   const T o10 = z5 - v1 * T(1.08239220029239396880);
   const T o12 = z5 + v3 * T(2.61312592975275305571);
-  const T o6 = o12 - o7, o5 = o11 - o6, o4 = o10 - o5;
-  v[0] = e0 + o7;
-  v[7 * stride] = e0 - o7;
-  v[stride] = e1 + o6;
-  v[6 * stride] = e1 - o6;
-  v[2 * stride] = e2 + o5;
-  v[5 * stride] = e2 - o5;
-  v[3 * stride] = e3 + o4;
-  v[4 * stride] = e3 - o4;
+  idct8_scaled_outputs(v, stride, e0, e1, e2, e3, o7, o10, o11, o12);
 }
 
 // 2-D scaled forward DCT in place: blk[u * 8 + v] = orthonormal coefficient * aan_scale(u) * aan_scale(v).

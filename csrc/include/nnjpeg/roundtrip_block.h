@@ -56,17 +56,19 @@ NNJ_HD T divisor_for(const float* steps, int i) {
 // trip through memory
 // (AMD Zen 4 AVX-512 guest, A/B in one process, medians: W1 float32 forward 1.6-4% faster). Steps: the
 // table's steps (const float*), or its QuantDivisors prepared once (quantize.h).
+// Coefficient i quantized and dequantized: the scaled inverse DCT's input.
+template <typename T, typename Steps>
+NNJ_HD T dequantized_at(const T* coef, const Steps& steps, int i, int rounding) {
+  using S = decltype(scalar_of(T()));
+  const S divisor = divisor_at<S>(steps, i);
+  return dequantize_quotient(quotient_at(coef[i], steps, i, divisor), T(to_idct_at<S>(steps, i, divisor)), rounding);
+}
+
 template <typename T, typename Steps>
 NNJ_HD void decode_block(const T* coef, const Steps& steps, int rounding, T* dst) {
-  using S = decltype(scalar_of(T()));
   for (int c = 0; c < 8; ++c) {
     T column[8];
-    for (int u = 0; u < 8; ++u) {
-      const int i = u * 8 + c;
-      const S divisor = divisor_at<S>(steps, i);
-      column[u] = dequantize_quotient(quotient_at(coef[i], steps, i, divisor), T(to_idct_at<S>(steps, i, divisor)),
-                                      rounding);
-    }
+    for (int u = 0; u < 8; ++u) column[u] = dequantized_at(coef, steps, u * 8 + c, rounding);
     idct8_scaled(column, 1);
     for (int u = 0; u < 8; ++u) dst[u * 8 + c] = column[u];
   }
@@ -212,6 +214,14 @@ NNJ_HD int64_t pass_mask_index(const RoundtripParams& p, int64_t k, int64_t n, i
   return (((k * p.n + n) * p.c + ch) * g.blocks_y + by) * g.blocks_x + bx;
 }
 
+// Block b's clamp summary `bits` at level k into p.clamp_summary, and with p.pass_mask the pass masks of its
+// channels from their clamped pixels (bit r * 8 + c of clamped[ch] set: that pixel was clamped).
+NNJ_HD void store_clamp_summary(const RoundtripParams& p, int64_t k, BlockCoord b, int bits, const uint64_t* clamped) {
+  p.clamp_summary[clamp_summary_index(p, k, b.n, b.by, b.bx)] = uint8_t(bits);
+  if (p.pass_mask)
+    for (int64_t ch = 0; ch < p.c; ++ch) p.pass_mask[pass_mask_index(p, k, b.n, ch, b.by, b.bx)] = ~clamped[ch];
+}
+
 // Forward round trip of one 8x8 block at every level (4:4:4, grayscale, or plain RGB); with p.clamp_summary
 // (float output), also its clamp summary per level, and with p.pass_mask its pass masks.
 template <typename IO, typename T>
@@ -226,7 +236,7 @@ NNJ_HD void roundtrip_block_444(const RoundtripParams& p, BlockCoord b) {
     T px[3][64];
     decode_pixels(ycc, channels, coef, table_for(p, k, b.n, false), table_for(p, k, b.n, true), p.rounding, px);
     int summary = 0;
-    uint64_t blocked[3] = {0, 0, 0};  // bit i: pixel i clamped
+    uint64_t clamped[3] = {0, 0, 0};  // bit i: pixel i clamped
     for (int i = 0; i < 64; ++i) {
       const int64_t y = b.by * 8 + i / 8, x = b.bx * 8 + i % 8;
       if (y >= p.h || x >= p.w) continue;  // padding: computed, never stored
@@ -236,12 +246,10 @@ NNJ_HD void roundtrip_block_444(const RoundtripParams& p, BlockCoord b) {
         out[offset5(p.out_stride, k, b.n, ch, y, x)] = v;
         const int bits = clamp_summary_bits(px[ch][i], v);
         summary |= bits;
-        if (bits & kSomeClamped) blocked[ch] |= uint64_t(1) << i;
+        if (bits & kSomeClamped) clamped[ch] |= uint64_t(1) << i;
       }
     }
-    if (p.clamp_summary) p.clamp_summary[clamp_summary_index(p, k, b.n, b.by, b.bx)] = uint8_t(summary);
-    if (p.pass_mask)
-      for (int ch = 0; ch < channels; ++ch) p.pass_mask[pass_mask_index(p, k, b.n, ch, b.by, b.bx)] = ~blocked[ch];
+    if (p.clamp_summary) store_clamp_summary(p, k, b, summary, clamped);
   }
 }
 
