@@ -28,8 +28,11 @@ def _summary(x, qualities, color):
     return steps, y, summary
 
 
-def _summary_and_masks(x, qualities, color):
-    steps = nj.tables.level_tables(qualities, "standard", x.shape[0]).contiguous()
+def _summary_and_masks(x, qualities, color, shared_tables=False):
+    """shared_tables: one table per level for every image (stride 0): the CPU kernel's SIMD groups then run
+    across image boundaries."""
+    steps = nj.tables.level_tables(qualities, "standard", x.shape[0])
+    steps = steps if shared_tables else steps.contiguous()
     return (steps, *ops.roundtrip_ste(x, steps, "4:4:4", color, True))
 
 
@@ -137,14 +140,21 @@ def test_flat_blocks_decoded_exactly_on_the_bounds_are_marked(photos, whole):
 
 @pytest.mark.parametrize("layout", ["contiguous", "channels_last", "strided"])
 @pytest.mark.parametrize("qualities", LEVELS + [[100, 95]])
-@pytest.mark.parametrize("whole", [False, True])
-def test_every_cpu_path_writes_the_same_summary(photos, layout, qualities, whole):
-    x = _layout(_whole_blocks(photos) if whole else _images(photos, "saturated", 3, torch.float32), layout)
+@pytest.mark.parametrize("size", ["partial blocks", "whole blocks", "small, whole blocks"])
+@pytest.mark.parametrize("shared_tables", [False, True])
+def test_every_cpu_path_writes_the_same_summary(photos, layout, qualities, size, shared_tables):
+    if size == "partial blocks":
+        x = _images(photos, "saturated", 3, torch.float32)
+    else:
+        x = _whole_blocks(photos)
+    if size == "small, whole blocks":  # 9 blocks per image: SIMD groups of fewer blocks, or across images
+        x = torch.cat([x[:, :, 8 * i:8 * i + 24, 8 * i:8 * i + 24] for i in range(4)])
+    x = _layout(x, layout)
     results = {}
     try:
         for isa in _C.cpu_isas():  # "scalar" first
             _C.set_cpu_isa(isa)
-            results[isa] = _summary_and_masks(x, qualities, "ycbcr")[1:]
+            results[isa] = _summary_and_masks(x, qualities, "ycbcr", shared_tables)[1:]
     finally:
         _C.set_cpu_isa("auto")
     for isa, (y, summary, masks) in results.items():
