@@ -320,3 +320,27 @@ def test_the_backward_fills_no_gradient_for_the_summary(photos):
     names = [e.key for e in prof.key_averages()]
     assert "nnjpeg::roundtrip_backward_ste" in names
     assert "aten::zeros" not in names and "aten::fill_" not in names and "aten::zero_" not in names, names
+
+
+@pytest.mark.parametrize("width", [1, 7, 8, 13, 16, 24, 40, 53])
+@pytest.mark.parametrize("channels", [1, 3])
+@pytest.mark.parametrize("qualities", [[75], [95, 40, 10]])
+def test_row_by_row_backward_from_the_pass_masks_on_every_isa(width, channels, qualities):
+    # With the pass masks, dense float32 rows take a masked copy row by row on AVX2 and AVX-512
+    # (csrc/cpu/ste_pass_rows_impl.h): vectors of 16 and 8 pixels, then a scalar loop for the last width % 8.
+    # Oracle: the backward without the summary (the strip driver, recomputing where the output cannot tell).
+    gen = torch.Generator().manual_seed(width * 10 + channels)
+    x = (torch.rand(3, channels, 19, width, generator=gen) * 1.6 - 0.3).clamp(0, 1)
+    steps, y, summary, masks = _summary_and_masks(x, qualities, "ycbcr")
+    g = torch.randn(y.shape, generator=gen)
+    g[g.abs() < 0.3] = -0.0  # signed zeros: each level's sum starts from +0, as the strip driver's
+    want = ops.roundtrip_backward_ste(g, y, x, steps, "4:4:4", "ycbcr")
+    try:
+        for isa in _C.cpu_isas():
+            _C.set_cpu_isa(isa)
+            got = torch.empty_like(x)
+            _kernel.backward_ste(g, y, x, steps, got, "4:4:4", "ycbcr", clamp_summary=summary, pass_mask=masks)
+            assert torch.equal(got.view(torch.int32), want.view(torch.int32)), isa
+    finally:
+        _C.set_cpu_isa("auto")
+    assert bool((summary & 1).any())

@@ -3,8 +3,9 @@
 // sum, then the blocks that need their pixels. Whole image rows one after the other, which the hardware
 // prefetcher follows (block by block, 3 x 8 row streams per tensor interleave and the loads wait on memory: 3x
 // slower on W1). Work item: consecutive strips of about kStripBlocks blocks together (one strip of a
-// CIFAR-sized image holds 4). With the forward's pass masks no block needs its pixels (select_row); without
-// them, float32 blocks that need their pixels are queued across the item's strips and
+// CIFAR-sized image holds 4). With the forward's pass masks no block needs its pixels: float32 rows dense in
+// both gradients take a masked copy row by row on AVX2 and AVX-512 (ste_pass_rows_impl.h), the others the
+// strips with select_row. Without them, float32 blocks that need their pixels are queued across the item's strips and
 // recomputed a vector of blocks at a time (ste_simd.h) on the current SIMD path. A large float32 gradient is
 // written with streaming stores, as the forward's output (streaming_stores.h), which skips the
 // read-for-ownership of every gradient line: W1 on 2 AVX2 cores, 56 -> 39 ms (median, A/B in one process).
@@ -123,6 +124,31 @@ SimdRecompute simd_recompute(int dtype) {
     default: return {0, nullptr};
   }
 }
+
+using PassRowsFn = void (*)(const SteBackwardParams&, int64_t, int64_t, bool);
+
+// The row-by-row backward from the pass masks (ste_pass_rows_impl.h) of the current CPU path (AVX2, AVX-512),
+// or null where it does not apply: it takes float32 rows dense in grad_output and grad_input, and no test's
+// always_recompute. AMD Zen 5 guest, the backward alone on the benchmark's photos, 2 threads, A/B in one
+// process, medians, against the strips with the pass masks (select_row): W2 7.64 -> 3.34 ms, W1 15.9 -> 7.18,
+// W3 18.9 -> 10.6; K = 5 levels W2 25.0 -> 9.04, W1 60.9 -> 22.7. That is a memory copy's speed (torch's
+// copy_ of the same gradient: 2.6, 8.5 and 12.0 ms); the strips read and wrote through a row buffer, block
+// by block.
+PassRowsFn pass_rows_for(const SteBackwardParams& s) {
+  const RoundtripParams& p = s.p;
+  if (p.dtype != kFloat32 || !s.pass_mask || s.always_recompute || p.out_stride[4] != 1 || p.grad_in_stride[3] != 1)
+    return nullptr;
+  switch (current_isa()) {
+#if defined(NNJPEG_X86_ISAS)
+    case Isa::kAvx512: return avx512::ste_pass_rows;
+    case Isa::kAvx2: return avx2::ste_pass_rows;
+#endif
+    default: return nullptr;
+  }
+}
+
+// Values of one work item of the row-by-row backward: about 32 KiB of gradient per level.
+constexpr int64_t kPassRowItemElems = 8192;
 
 // kRowLanes.v[bits][c]: -1 where bit c of a pass-mask row is set, else 0 (the lanes of a vector select).
 struct RowLanes {
@@ -378,6 +404,14 @@ void ste_backward(const SteBackwardParams& s) {
   const int64_t in_sizes[4] = {p.n, p.c, p.h, p.w};
   prepare_output(p.grad_input, p.grad_in_stride, in_sizes, 4, element_size(p.dtype), p.num_threads);
   const bool stream = streams_grad_input(p);
+  if (const PassRowsFn pass_rows = pass_rows_for(s)) {
+    const int64_t rows = p.n * p.c * p.h, per_item = p.w < kPassRowItemElems ? kPassRowItemElems / p.w : 1;
+    parallel_for((rows + per_item - 1) / per_item, p.num_threads, [&](int64_t item) {
+      pass_rows(s, item * per_item, (item + 1) * per_item < rows ? (item + 1) * per_item : rows, stream);
+      drain_streaming_stores(stream);  // visible to the caller when the call returns
+    });
+    return;
+  }
   const Geometry g = geometry(p);
   const int64_t strips_x = (g.blocks_x + kStripBlocks - 1) / kStripBlocks;
   const int64_t strips = p.n * g.blocks_y * strips_x;

@@ -25,5 +25,18 @@ NNJPEG_DECLARE_STE_SIMD_ISA(avx512)
 
 #undef NNJPEG_DECLARE_STE_SIMD_ISA
 
+// The whole "ste" backward from the forward's pass masks (ste_pass_rows_impl.h) over image rows
+// [begin, end) of the batch, row (n * C + ch) * H + y: float32, grad_output and grad_input rows dense
+// (element strides 1); stream: grad_input takes streaming stores (the caller fences). AVX2 and AVX-512.
+#define NNJPEG_DECLARE_STE_PASS_ROWS(isa) \
+  namespace isa {                         \
+  void ste_pass_rows(const SteBackwardParams& s, int64_t begin, int64_t end, bool stream); \
+  }
+
+NNJPEG_DECLARE_STE_PASS_ROWS(avx2)
+NNJPEG_DECLARE_STE_PASS_ROWS(avx512)
+
+#undef NNJPEG_DECLARE_STE_PASS_ROWS
+
 }  // namespace cpu
 }  // namespace nnjpeg

@@ -126,6 +126,10 @@ void ste_recompute_blocks(const SteBackwardParams& s, const BlockCoord* blocks, 
   }
 }
 
+#if (NNJPEG_SIMD_LANES == 16 && defined(__AVX512F__)) || (NNJPEG_SIMD_LANES == 8 && defined(__AVX2__))
+#include "ste_pass_rows_impl.h"
+#endif
+
 }  // namespace NNJPEG_SIMD_ISA
 }  // namespace cpu
 }  // namespace nnjpeg
