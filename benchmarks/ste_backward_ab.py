@@ -1,10 +1,13 @@
-"""A/B of the "ste" backward: the kernel that recomputes the round trip vs the one from the saved output.
+"""A/B of the "ste" backward's three routes on the CPU: recomputing the round trip, from the saved output, and
+from the output with the forward's clamp summary and pass masks (the default).
 
 Times the forward alone and forward+backward ("ste", 4:4:4, quality 75) through ``nnjpeg_cuda.roundtrip`` on
-float32 photos (workload W1's crops, the first ``--images`` of them), once routed to the old backward kernel
-(``nnjpeg::roundtrip_backward``) and once to ``nnjpeg::roundtrip_backward_ste``, interleaved so that load
-from other jobs hits both alike. Reports the medians of wall and process CPU time and the issue-3 ratio
-forward / (forward + backward) (target >= 0.5), as a markdown table.
+float32 photos (workload W1's crops, the first ``--images`` of them), routed in turn to
+``nnjpeg::roundtrip_backward`` (recompute), to ``nnjpeg::roundtrip_backward_ste`` after the plain forward, and
+to ``nnjpeg::roundtrip_ste`` + ``nnjpeg::roundtrip_backward_ste`` with its summary and masks. Reports the
+medians of wall and process CPU time and the issue-3 ratio forward / (forward + backward) (target >= 0.5), as
+a markdown table. Routes are measured one after the other: on a guest whose speed drifts, compare them with
+``--runs`` high and more than once.
 
 Usage:
     python benchmarks/ste_backward_ab.py [--threads 1,2] [--images 64] [--runs 9]
@@ -47,7 +50,10 @@ def main() -> None:
 
     x = make_batch("W1")[: args.images].float().div(255).contiguous()
     g = torch.randn_like(x)
-    new_route = ops.ste_from_output
+    from_output, summarizes = ops.ste_from_output, ops._summarizes
+    routes = (("recompute", lambda *a: False, lambda *a: False),
+              ("from the output", from_output, lambda *a: False),
+              ("from the summary and pass masks (default)", from_output, summarizes))
 
     def forward():
         with torch.no_grad():
@@ -62,8 +68,8 @@ def main() -> None:
     try:
         for threads in (int(t) for t in args.threads.split(",")):
             torch.set_num_threads(threads)
-            for name, route in (("recompute (old)", lambda *a: False), ("from output (new)", new_route)):
-                ops.ste_from_output = route
+            for name, route, summary in routes:
+                ops.ste_from_output, ops._summarizes = route, summary
                 f1 = _median_times(forward, args.runs)
                 fb = _median_times(forward_backward, args.runs)
                 f2 = _median_times(forward, args.runs)
@@ -71,7 +77,7 @@ def main() -> None:
                 print(f"| {threads} | {name} | {fw:.1f} | {fb[0]:.1f} | {fc:.1f} | {fb[1]:.1f} | {fw / fb[0]:.2f} | "
                       f"{fc / fb[1]:.2f} |", flush=True)
     finally:
-        ops.ste_from_output = new_route
+        ops.ste_from_output, ops._summarizes = from_output, summarizes
 
 
 if __name__ == "__main__":
