@@ -246,6 +246,14 @@ void store_side_by_side(const RoundtripParams& p, const Group& g0, const Group& 
       transpose_pairs(left);
       transpose_pairs(right);
       const int64_t off = r * s[3];
+      // Unrolled, as store_lane_rows does (W1 float32 21.3 -> 19.6 ms, uint8 20.8 -> 18.3, W3 uint8 31.2 -> 24.5).
+      if (g0.count == kLanes && s[4] == 1) {
+        for (int i = 0; i < 8; ++i) {
+          store_pair(left[i], base0[i] + off, base0[kHalves == 2 ? i + 8 : i] + off, true, 1, p.stream_output);
+          store_pair(right[i], base1[i] + off, base1[kHalves == 2 ? i + 8 : i] + off, true, 1, p.stream_output);
+        }
+        continue;
+      }
       for (int i = 0; i < 8 && i < g0.count; ++i) {
         const bool high = i + 8 < g0.count;
         store_pair(left[i], base0[i] + off, base0[kHalves == 2 ? i + 8 : i] + off, high, s[4], p.stream_output);

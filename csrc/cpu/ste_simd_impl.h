@@ -13,6 +13,8 @@
 #include <math.h>
 #include <stdint.h>
 #include <string.h>
+
+#include <type_traits>
 #if defined(__AVX__) || defined(__AVX512F__)
 #include <immintrin.h>
 #endif
