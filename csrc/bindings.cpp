@@ -304,15 +304,17 @@ PYBIND11_MODULE(_C, m) {
   m.def(
       "cpu_streams_output",
       [](uintptr_t output, std::array<int64_t, 4> shape, int64_t levels, std::array<int64_t, 5> out_strides,
-         int dtype) {
+         int dtype, int subsampling) {
         // Only the output's address is looked at (mincore on three of its pages), never dereferenced.
         const std::array<int64_t, 4> no_strides = {0, 0, 0, 0};
         return nnjpeg::cpu::streams_output(make_params(1, output, 1, 1, shape, levels, no_strides, out_strides,
-                                                       {0, 0}, dtype, nnjpeg::k444, nnjpeg::kYCbCr,
+                                                       {0, 0}, dtype, subsampling, nnjpeg::kYCbCr,
                                                        nnjpeg::kRoundHalfEven, 1, 0, 0));
       },
       py::arg("output"), py::arg("shape"), py::arg("levels"), py::arg("out_strides"), py::arg("dtype"),
-      "Whether the CPU forward would store this output with streaming stores (large, aligned, pages resident).");
+      py::arg("subsampling") = int(nnjpeg::k444),
+      "Whether the CPU forward would store this output with streaming stores (large, aligned, pages resident; "
+      "uint8 with 4:2:0 only).");
   m.def(
       "cpu_streams_grad_input",
       [](uintptr_t grad_input, std::array<int64_t, 4> shape, std::array<int64_t, 4> grad_in_strides, int dtype) {

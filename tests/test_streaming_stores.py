@@ -1,8 +1,9 @@
 """Streaming (non-temporal) stores of the CPU forward (csrc/cpu/streaming_stores.h).
 
 A float32 output of at least 32 MiB whose pages are already resident (a buffer the allocator reused) is
-stored with streaming stores on the SIMD path; everything else with plain stores. Oracle: the same images
-run one at a time (outputs far below the threshold, so plain stores), which must give the same bits.
+stored with streaming stores on the SIMD path, and so is such a uint8 output with 4:2:0 (16-byte pieces,
+AVX-512); everything else with plain stores. Oracle: the same images run one at a time (outputs far below the
+threshold, so plain stores), which must give the same bits.
 """
 
 import numpy as np
@@ -15,10 +16,10 @@ SIMD = [isa for isa in _C.cpu_isas() if isa != "scalar"]
 STREAMING_MIN_BYTES = 32 << 20
 
 
-def _streams(out: torch.Tensor) -> bool:
+def _streams(out: torch.Tensor, subsampling: str = "4:4:4") -> bool:
     k, n, c, h, w = out.shape
     return _C.cpu_streams_output(output=out.data_ptr(), shape=(n, c, h, w), levels=k, out_strides=out.stride(),
-                                 dtype=_kernel._DTYPE_CODE[out.dtype])
+                                 dtype=_kernel._DTYPE_CODE[out.dtype], subsampling=int(subsampling == "4:2:0"))
 
 
 def _large_batch(photos) -> torch.Tensor:
@@ -40,15 +41,19 @@ def isa():
 
 
 @pytest.mark.skipif(not SIMD, reason="no SIMD path in this build")
-@pytest.mark.parametrize("subsampling,qualities", [("4:4:4", [75]), ("4:2:0", [90, 30])])
-def test_a_reused_large_output_is_streamed_with_the_same_bits(photos, isa, subsampling, qualities):
+@pytest.mark.parametrize("subsampling,qualities,dtype", [("4:4:4", [75], torch.float32),
+                                                         ("4:2:0", [90, 30], torch.float32),
+                                                         ("4:2:0", [90, 60, 30, 10], torch.uint8)])
+def test_a_reused_large_output_is_streamed_with_the_same_bits(photos, isa, subsampling, qualities, dtype):
     x = _large_batch(photos)
+    if dtype == torch.uint8:
+        x = (x * 255).round().to(torch.uint8)
     n = x.shape[0]
     steps = tables.level_tables(qualities, "standard", n).contiguous()
     out = ops.empty_levels(x, len(qualities))
-    assert out.numel() * 4 >= STREAMING_MIN_BYTES
-    out.fill_(-1.0)  # touched: resident pages, as a reused buffer
-    assert _streams(out)
+    assert out.numel() * out.element_size() >= STREAMING_MIN_BYTES
+    out.fill_(7)  # touched: resident pages, as a reused buffer
+    assert _streams(out, subsampling)
     for name in SIMD:
         isa(name)
         _kernel.forward(x, steps, out, subsampling, "ycbcr", "bpda")
@@ -59,11 +64,14 @@ def test_a_reused_large_output_is_streamed_with_the_same_bits(photos, isa, subsa
             assert torch.equal(out[:, i:i + 1], one), (name, i)
 
 
-def test_only_large_aligned_dense_float32_outputs_with_resident_pages_stream():
+def test_only_large_aligned_dense_outputs_with_resident_pages_stream():
     big = torch.zeros(1, 12, 3, 512, 512)  # 36 MiB, touched by zeros()
     assert _streams(big)
     assert not _streams(torch.zeros(1, 2, 3, 512, 512))  # 6 MiB: likely read again from the cache
-    assert not _streams(torch.zeros(1, 12, 3, 512, 512, dtype=torch.uint8))  # uint8: 8-byte rows
+    u8 = torch.zeros(4, 12, 3, 512, 512, dtype=torch.uint8)  # 36 MiB
+    assert not _streams(u8)  # uint8 4:4:4: 8-byte rows
+    assert _streams(u8, "4:2:0")  # uint8 4:2:0: 16-byte pieces
+    assert not _streams(torch.zeros(4, 12, 3, 512, 520, dtype=torch.uint8)[..., :512], "4:2:0")  # rows off 16 bytes
     assert not _streams(torch.zeros(1, 12, 512, 512, 3).permute(0, 1, 4, 2, 3))  # channels_last: strided rows
     shifted = torch.zeros(12 * 3 * 512 * 512 + 1)[1:].view(1, 12, 3, 512, 512)  # 4 bytes off 32-byte alignment
     assert not _streams(shifted)

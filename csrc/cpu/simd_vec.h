@@ -313,6 +313,15 @@ inline void load_lane_rows(const IO* const* base, int64_t off, int64_t sx, Vec* 
   transpose_pairs(r);
   for (int c = 0; c < 8; ++c) cols[c] = Vec(r[c]);
 }
+#if NNJPEG_SIMD_LANES == 16
+// Integers 0..255 in a float vector -> their 16 bytes (lane i in byte i).
+inline __m128i lane_bytes(vf v) { return __m128i(__builtin_convertvector(__builtin_convertvector(v, vi), vu8)); }
+
+// A 16-byte streaming store (dst 16-byte aligned).
+inline void stream16(uint8_t* dst, __m128i bytes) { _mm_stream_si128(reinterpret_cast<__m128i*>(dst), bytes); }
+
+#endif
+
 template <typename IO>
 inline void store_lane_rows(const Vec* cols, IO* const* base, int64_t off, int64_t sx, int count,
                             bool stream = false) {

@@ -1,4 +1,5 @@
-// Whether the CPU forward writes its float32 output with streaming (non-temporal) stores, which skip the
+// Whether the CPU forward writes its float32 output (and a uint8 one with 4:2:0, the AVX-512 path's 16-byte
+// pieces: simd_420.h) with streaming (non-temporal) stores, which skip the
 // read-for-ownership of every output line and keep the output from evicting the input from the caches.
 // They pay off only for a large output whose pages are already in memory (a buffer the allocator reused):
 // a page the OS zeroes at the kernel's first touch is left in the cache, and a streaming store to a cached
@@ -28,10 +29,22 @@ inline bool streamable_float32(int dtype, const void* base, const int64_t* strid
   return bytes >= kLargeOutputBytes && pages_resident(base, bytes);
 }
 
+// The same for a uint8 tensor, whose rows stream as 16-byte pieces (every other stride a multiple of 16,
+// 16-byte aligned).
+inline bool streamable_uint8(int dtype, const void* base, const int64_t* strides, const int64_t* sizes, int dims) {
+  if (dtype != kUInt8 || strides[dims - 1] != 1) return false;
+  for (int d = 0; d + 1 < dims; ++d)
+    if (strides[d] % 16 != 0) return false;
+  if (reinterpret_cast<uintptr_t>(base) % 16 != 0) return false;
+  const int64_t bytes = extent_bytes(strides, sizes, dims, 1);
+  return bytes >= kLargeOutputBytes && pages_resident(base, bytes);
+}
+
 // Streaming stores for this forward call's output.
 inline bool use_streaming_stores(const RoundtripParams& p) {
   const int64_t sizes[5] = {p.levels, p.n, p.c, p.h, p.w};
-  return streamable_float32(p.dtype, p.output, p.out_stride, sizes, 5);
+  return streamable_float32(p.dtype, p.output, p.out_stride, sizes, 5) ||
+         (uses_420(p) && streamable_uint8(p.dtype, p.output, p.out_stride, sizes, 5));
 }
 
 }  // namespace cpu
