@@ -219,19 +219,17 @@ struct LaneSummary {
   uint64_t pass_word(int ch, int j) const {
     return uint64_t(uint32_t(low[ch][j])) | uint64_t(uint32_t(high[ch][j])) << 32;
   }
-  int bits(int j, int channels) const {
-    bool clamped = false;
-    for (int ch = 0; ch < channels; ++ch) clamped = clamped || pass_word(ch, j) != ~uint64_t(0);
-    const bool on_bound = least[j] == 0.0f || greatest[j] == 1.0f;
-    return (clamped ? kSomeClamped : 0) | (on_bound ? kSomeOnBound : 0);
-  }
   uint64_t clamped_pixels(int ch, int j) const { return ~pass_word(ch, j); }
-  // bits(j) of lanes j < count into dst[j].
-  void store_bits(uint8_t* dst, int count, int channels) const {
+  // Each lane's clamp-summary bits.
+  vi bits(int channels) const {
     vi all = vi{} - 1;
     for (int ch = 0; ch < channels; ++ch) all &= low[ch] & high[ch];
     const vi clamped = all != -1, on_bound = (least == 0.0f) | (greatest == 1.0f);
-    const vi bits = (clamped & int(kSomeClamped)) | (on_bound & int(kSomeOnBound));
+    return (clamped & int(kSomeClamped)) | (on_bound & int(kSomeOnBound));
+  }
+  // bits() of lanes j < count into dst[j].
+  void store_bits(uint8_t* dst, int count, int channels) const {
+    const vi bits = this->bits(channels);
 #if NNJPEG_SIMD_LANES == 16 && defined(__AVX512F__)
     _mm512_mask_cvtepi32_storeu_epi8(dst, __mmask16((1u << count) - 1), __m512i(bits));
 #else
@@ -292,10 +290,11 @@ void store_interior(const RoundtripParams& p, const Group& g, int64_t k, Vec (*p
       summary.store_pass_words(ch, p.pass_mask + pass_mask_index(p, k, n, ch, by, bx), g.count);
     return;
   }
+  const vi bits = summary.bits(int(p.c));
   for (int j = 0; j < g.count; ++j) {
     const uint64_t clamped[3] = {summary.clamped_pixels(0, j), summary.clamped_pixels(1, j),
                                  summary.clamped_pixels(2, j)};
-    store_clamp_summary(p, k, BlockCoord{g.n[j], g.by[j], g.bx[j]}, summary.bits(j, int(p.c)), clamped);
+    store_clamp_summary(p, k, BlockCoord{g.n[j], g.by[j], g.bx[j]}, bits[j], clamped);
   }
 }
 

@@ -16,28 +16,29 @@
 namespace nnjpeg {
 namespace cpu {
 
-// Streaming stores into a float32 tensor (element strides `strides`, sizes `sizes`, `dims` dimensions, the
-// last one dense): at least kLargeOutputBytes (smaller ones are likely read again while still in the cache),
-// rows of whole 32-byte vectors (every other stride a multiple of 8 elements, 32-byte aligned) and pages
-// resident (prepare_output populates a fresh buffer first).
-inline bool streamable_float32(int dtype, const void* base, const int64_t* strides, const int64_t* sizes, int dims) {
-  if (dtype != kFloat32 || strides[dims - 1] != 1) return false;
+// Streaming stores into a tensor of `elem`-byte elements (element strides `strides`, sizes `sizes`, `dims`
+// dimensions, the last one dense) whose rows are written in `piece`-byte stores: at least kLargeOutputBytes
+// (smaller ones are likely read again while still in the cache), rows of whole pieces (every other stride a
+// multiple of a piece, the base aligned to one) and pages resident (prepare_output populates a fresh buffer
+// first).
+inline bool streamable(const void* base, const int64_t* strides, const int64_t* sizes, int dims, int64_t elem,
+                       int64_t piece) {
+  if (strides[dims - 1] != 1) return false;
   for (int d = 0; d + 1 < dims; ++d)
-    if (strides[d] % 8 != 0) return false;
-  if (reinterpret_cast<uintptr_t>(base) % 32 != 0) return false;
-  const int64_t bytes = extent_bytes(strides, sizes, dims, int64_t(sizeof(float)));
+    if (strides[d] * elem % piece != 0) return false;
+  if (reinterpret_cast<uintptr_t>(base) % uint64_t(piece) != 0) return false;
+  const int64_t bytes = extent_bytes(strides, sizes, dims, elem);
   return bytes >= kLargeOutputBytes && pages_resident(base, bytes);
 }
 
-// The same for a uint8 tensor, whose rows stream as 16-byte pieces (every other stride a multiple of 16,
-// 16-byte aligned).
+// float32 rows stream as whole 32-byte vectors.
+inline bool streamable_float32(int dtype, const void* base, const int64_t* strides, const int64_t* sizes, int dims) {
+  return dtype == kFloat32 && streamable(base, strides, sizes, dims, int64_t(sizeof(float)), 32);
+}
+
+// uint8 rows stream as 16-byte pieces.
 inline bool streamable_uint8(int dtype, const void* base, const int64_t* strides, const int64_t* sizes, int dims) {
-  if (dtype != kUInt8 || strides[dims - 1] != 1) return false;
-  for (int d = 0; d + 1 < dims; ++d)
-    if (strides[d] % 16 != 0) return false;
-  if (reinterpret_cast<uintptr_t>(base) % 16 != 0) return false;
-  const int64_t bytes = extent_bytes(strides, sizes, dims, 1);
-  return bytes >= kLargeOutputBytes && pages_resident(base, bytes);
+  return dtype == kUInt8 && streamable(base, strides, sizes, dims, 1, 16);
 }
 
 // Streaming stores for this forward call's output.
