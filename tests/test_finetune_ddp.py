@@ -40,3 +40,32 @@ def test_torchrun_two_processes_gloo(tmp_path):
     w0 = torch.load(tmp_path / "w.th", weights_only=True)["state_dict"]["conv1.weight"]
     assert not torch.equal(got["net.conv1.weight"], w0)
     assert set(k.replace("net.", "", 1) for k in got) == set(start)
+
+
+_FREES_WRAPPER = """
+import gc, sys
+import torch
+from torch.nn.parallel import DistributedDataParallel
+from nnjpeg_cuda.defence import finetune
+from nnjpeg_cuda.models import cifar_resnet
+
+torch.distributed.init_process_group("gloo")
+x = torch.randint(0, 256, (16, 3, 32, 32), dtype=torch.uint8, generator=torch.Generator().manual_seed(0))
+y = torch.randint(0, 10, (16,), generator=torch.Generator().manual_seed(1))
+gc.disable()  # only finetune() itself may collect
+finetune(cifar_resnet(20), (x, y), quality=50, batch_size=4, max_steps=1, progress=False)
+alive = [o for o in gc.get_objects() if isinstance(o, DistributedDataParallel)]
+torch.distributed.destroy_process_group()
+sys.exit(f"{len(alive)} DistributedDataParallel wrapper(s) still alive" if alive else 0)
+"""
+
+
+@pytest.mark.slow
+def test_finetune_frees_its_ddp_wrapper_before_returning(tmp_path):
+    # A wrapper left to the garbage collector keeps the process group alive into interpreter finalisation,
+    # where gloo's threads could abort the process (defence/finetune.py); this checks it is gone every run.
+    script = tmp_path / "frees_wrapper.py"
+    script.write_text(_FREES_WRAPPER)
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2", str(script)]
+    r = subprocess.run(cmd, capture_output=True, text=True, timeout=240, env=dict(os.environ, OMP_NUM_THREADS="1"))
+    assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-4000:]

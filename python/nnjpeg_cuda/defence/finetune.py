@@ -12,6 +12,7 @@ the steps after that checkpoint, which are redone).
 from __future__ import annotations
 
 import csv
+import gc
 import json
 import math
 import os
@@ -284,6 +285,15 @@ def finetune(model: nn.Module, train_data, quality: int, table: tables.TableLike
             bar.close()
         if log_f:
             log_f.close()
+        if train_model is not model:
+            # Free the DistributedDataParallel wrapper now: it sits in a reference cycle and would keep the
+            # process group alive until the garbage collector runs, maybe in interpreter finalisation, when a
+            # gloo worker thread still releasing a finished collective (whose captured thread-local state holds
+            # Python objects) takes the GIL and aborts the process ("terminate called without an active
+            # exception": 1 run in 5-13 of tests/test_finetune_ddp.py before). destroy_process_group() then
+            # drops the group's last reference, and its destructor waits for its threads.
+            train_model = model
+            gc.collect()
     model.eval()
     finished = step >= total_steps
     losses = [float(r["loss"]) for r in history[-20:]]
