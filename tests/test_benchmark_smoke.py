@@ -215,6 +215,17 @@ def test_ratio_targets_use_the_alternating_pair_over_separate_rows():
     assert by_name["W1 float32: multi K=5 time / one level"]["met"] is False
 
 
+def test_the_multi_level_target_shows_the_memory_bound_ratio():
+    from reporting import cpu_targets
+
+    one = {**_row("ours fwd", "float32", 200, "ours"), "fraction_of_limit": 0.7, "bytes_per_image": 24}
+    multi = {**_row("ours multi K=5", "float32", 70, "ours"), "fraction_of_limit": 0.74, "bytes_per_image": 72}
+    target = next(t for t in cpu_targets([one, multi]) if t["target"] == "W1 float32: multi K=5 time / one level")
+    # 200 / 70 = 2.86x; K = 5 moves 3x the bytes (float32 in once, out five times)
+    assert target["measured"] == ("2.86x; of the memory-bound limit: one level 70%, K=5 74% "
+                                  "(at equal fractions 3.00x)") and target["met"] is False
+
+
 def test_a_ratio_just_short_of_its_goal_is_not_printed_as_the_goal():
     from reporting import cpu_targets, ratio_text
 
