@@ -134,12 +134,15 @@ def peer_contestants(cores: int) -> List[Contestant]:
 
 
 def _torchvision(batch: torch.Tensor, device: str) -> Callable:
+    """encode_jpeg + decode_jpeg: libjpeg-turbo on the CPU, nvJPEG on a GPU (the batch moved there untimed)."""
     _needs("torchvision", " - it needs another torch than the pinned one (torchvision wants torch 2.14.1)")
     from torchvision.io import decode_jpeg, encode_jpeg
 
+    batch = batch.to(device)
+
     def run():
         x = batch if batch.dtype == torch.uint8 else (batch * 255).round().clamp(0, 255).to(torch.uint8)
-        imgs = list(x.to(device))
+        imgs = list(x)
         data = encode_jpeg(imgs, quality=QUALITY)
         out = torch.stack(decode_jpeg(data, device=device))
         if device == "cuda":

@@ -182,6 +182,46 @@ def cpu_targets(rows: List[Dict], dtype: str = "float32", paired: Optional[List[
     return out
 
 
+GPU_PEER_FACTORS = (("torchvision encode+decode (4:2:0)", 20.0), ("kornia fwd (4:2:0)", 50.0))
+
+
+def gpu_targets(rows: List[Dict]) -> List[Dict]:
+    """The GPU targets of issue 3 evaluated on the measured rows of a ``--device cuda`` run.
+
+    W1 float32: ours fwd at >= 70% of the memory-bound limit; on every workload and dtype measured, ours
+    4:2:0 against torchvision's nvJPEG round trip (>= 20x) and kornia (>= 50x), all three 4:2:0 (like with
+    like). A peer that was skipped is listed with its reason, unmet, rather than left out.
+
+    Example:
+        >>> gpu_targets([])
+        []
+    """
+    out = []
+    fwd = _find(rows, "W1", "float32", "ours fwd")
+    if fwd:
+        out.append({"target": "W1 float32: ours fwd, fraction of the memory-bound limit",
+                    "measured": f"{100 * fwd['fraction_of_limit']:.1f}%", "goal": ">= 70%",
+                    "met": fwd["fraction_of_limit"] >= 0.7})
+    for wl in dict.fromkeys(r["workload"] for r in rows):
+        for dtype in ("float32", "uint8"):
+            ours = _find(rows, wl, dtype, OURS_BY_SUBSAMPLING["4:2:0"])
+            if not ours:
+                continue
+            for peer, factor in GPU_PEER_FACTORS:
+                name = f"{wl} {dtype}: {ours['contestant']} / {peer}"
+                row = _find(rows, wl, dtype, peer)
+                skipped = next((r for r in rows if r["workload"] == wl and r["dtype"] == dtype
+                                and r["contestant"] == peer and r["status"] == "skipped"), None)
+                if row:
+                    x = ours["images_per_s"] / row["images_per_s"]
+                    out.append({"target": name, "measured": f"{ratio_text(x, factor)}x", "goal": f">= {factor:g}x",
+                                "met": x >= factor})
+                elif skipped and "takes " not in skipped["reason"]:  # not a dtype the peer never takes
+                    out.append({"target": name, "measured": f"not measured ({skipped['reason']})",
+                                "goal": f">= {factor:g}x", "met": False})
+    return out
+
+
 def targets_table(targets: List[Dict]) -> str:
     lines = ["| target | measured | goal | met |", "| --- | ---: | ---: | --- |"]
     lines += [f"| {t['target']} | {t['measured']} | {t['goal']} | {'yes' if t['met'] else 'NO'} |" for t in targets]

@@ -33,8 +33,8 @@ sys.path.insert(0, HERE)
 
 from contestants import Skip, build_contestants  # noqa: E402
 from measure import copy_bandwidth, time_alternating, time_call  # noqa: E402
-from reporting import (bar_chart, cpu_targets, markdown_table, peer_comparisons, peer_table,  # noqa: E402
-                       targets_table, write_json)
+from reporting import (bar_chart, cpu_targets, gpu_targets, markdown_table, peer_comparisons,  # noqa: E402
+                       peer_table, targets_table, write_json)
 from workloads import WORKLOADS, as_dtype, make_batch  # noqa: E402
 
 DTYPES = ("float32", "uint8")
@@ -52,10 +52,12 @@ def parse_args(argv=None) -> argparse.Namespace:
     ap.add_argument("--max-pass", type=float, default=2.0,
                     help="time slow contestants on the first images of the batch, so that one pass takes about "
                          "this many seconds (default 2)")
-    ap.add_argument("--json", default=None, help="write results here (default: benchmarks/throughput.json "
-                                                 "for a full run, nothing for --quick or a partial run)")
-    ap.add_argument("--plot", default=None, help="write the bar chart here (default: benchmarks/throughput.png "
-                                                 "for a full run, nothing for --quick or a partial run)")
+    ap.add_argument("--json", default=None, help="write results here (default: benchmarks/throughput.json, "
+                                                 "throughput_cuda.json with --device cuda, for a full run; nothing "
+                                                 "for --quick or a partial run)")
+    ap.add_argument("--plot", default=None, help="write the bar chart here (default: benchmarks/throughput.png, "
+                                                 "throughput_cuda.png with --device cuda, for a full run; nothing "
+                                                 "for --quick or a partial run)")
     args = ap.parse_args(argv)
     args.workloads = [w.strip() for w in args.workloads.split(",") if w.strip()]
     args.dtypes = [d.strip() for d in args.dtypes.split(",") if d.strip()]
@@ -72,8 +74,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     full = (not args.quick and not args.only and args.workloads == list(WORKLOADS)
             and args.dtypes == list(DTYPES))
     if full:  # a partial run (--only, --workloads, --dtypes) must not overwrite the recorded full-run files
-        args.json = args.json or os.path.join(HERE, "throughput.json")
-        args.plot = args.plot or os.path.join(HERE, "throughput.png")
+        stem = "throughput" if args.device == "cpu" else "throughput_cuda"  # the GPU run keeps the CPU record
+        args.json = args.json or os.path.join(HERE, stem + ".json")
+        args.plot = args.plot or os.path.join(HERE, stem + ".png")
     if args.budget is None:
         args.budget = 0.02 if args.quick else 1.0
     return args
@@ -232,7 +235,8 @@ def run(args) -> Dict:
             "load_before": load_before, "load_after": _load(), "time_utc": time.strftime("%Y-%m-%d %H:%M UTC",
                                                                                          time.gmtime()),
             "copy_bandwidth_gb_per_s": bandwidth / 1e9, "quality": 75, "results": rows,
-            "paired": paired, "targets": cpu_targets(rows, paired=paired) if args.device == "cpu" else [],
+            "paired": paired,
+            "targets": cpu_targets(rows, paired=paired) if args.device == "cpu" else gpu_targets(rows),
             "peer_comparisons": peer_comparisons(rows)}
 
 
@@ -250,7 +254,7 @@ def main(argv=None) -> int:
               "library, tensor in/out and codec only, any dtype for ours float32, uint8 rows for ours uint8; "
               "\"tensor, same dtype\": the like-for-like PyTorch call):\n" + peer_table(out["peer_comparisons"]))
     if out["targets"]:
-        print("\nTargets (issue 3, CPU):\n" + targets_table(out["targets"]))
+        print(f"\nTargets (issue 3, {'CPU' if args.device == 'cpu' else 'GPU'}):\n" + targets_table(out["targets"]))
     if args.json:
         write_json(args.json, out)
         print(f"\nJSON: {args.json}")

@@ -226,6 +226,28 @@ def test_the_multi_level_target_shows_the_memory_bound_ratio():
                                   "(at equal fractions 3.00x)") and target["met"] is False
 
 
+def test_gpu_targets_compare_like_with_like_and_list_skipped_peers():
+    from reporting import gpu_targets
+
+    rows = [{**_row("ours fwd", "float32", 9000, "ours"), "fraction_of_limit": 0.72},
+            _row("ours fwd 4:2:0", "float32", 8000, "ours", "4:2:0"),
+            _row("ours fwd 4:2:0", "uint8", 9000, "ours", "4:2:0"),
+            _row("torchvision encode+decode (4:2:0)", "float32", 500, "torchvision", "4:2:0"),
+            _row("torchvision encode+decode (4:2:0)", "uint8", 400, "torchvision", "4:2:0"),
+            {"workload": "W1", "dtype": "float32", "contestant": "kornia fwd (4:2:0)", "status": "skipped",
+             "reason": "kornia not installed (ModuleNotFoundError)"},
+            {"workload": "W1", "dtype": "uint8", "contestant": "kornia fwd (4:2:0)", "status": "skipped",
+             "reason": "takes float32 input"}]
+    by_name = {t["target"]: t for t in gpu_targets(rows)}
+    assert by_name["W1 float32: ours fwd, fraction of the memory-bound limit"]["met"] is True  # 72% >= 70%
+    tv = by_name["W1 float32: ours fwd 4:2:0 / torchvision encode+decode (4:2:0)"]
+    assert tv["measured"] == "16.00x" and tv["met"] is False  # 8000 / 500, goal 20x
+    assert by_name["W1 uint8: ours fwd 4:2:0 / torchvision encode+decode (4:2:0)"]["met"] is True  # 22.5x
+    kornia = by_name["W1 float32: ours fwd 4:2:0 / kornia fwd (4:2:0)"]
+    assert kornia["measured"].startswith("not measured (kornia not installed") and kornia["met"] is False
+    assert "W1 uint8: ours fwd 4:2:0 / kornia fwd (4:2:0)" not in by_name  # kornia never takes uint8
+
+
 def test_a_ratio_just_short_of_its_goal_is_not_printed_as_the_goal():
     from reporting import cpu_targets, ratio_text
 

@@ -79,3 +79,19 @@ def test_cuda_compile_fullgraph():
     model = torch.nn.Sequential(nj.JPEG(40), torch.nn.Conv2d(3, 4, 3)).cuda()
     x = torch.rand(2, 3, 32, 32, device="cuda")
     torch.testing.assert_close(torch.compile(model, fullgraph=True)(x), model(x))
+
+
+@pytest.mark.cuda
+@pytest.mark.slow
+def test_cuda_tiles_past_the_grid_cap_are_computed():
+    # More tiles than kMaxGridBlocks (launch.h: 1 << 20 thread blocks of 16 8x8 blocks each), so every thread
+    # block loops: the last images are computed in the grid-stride loop's second sweep. 257 gray 2048x2048
+    # uint8 images = 16.8M blocks (1.1 GB in, 1.1 GB out on the GPU).
+    n, side = 257, 2048
+    assert n * (side // 8) ** 2 > 16 * (1 << 20)
+    x = torch.randint(0, 256, (n, 1, side, side), dtype=torch.uint8, device="cuda",
+                      generator=torch.Generator(device="cuda").manual_seed(0))
+    gpu = nj.roundtrip(x, 50)
+    for i in (0, n - 1):  # the first sweep's first tiles and the second sweep's last ones
+        cpu = nj.roundtrip(x[i:i + 1].cpu(), 50)
+        assert (gpu[i:i + 1].cpu().int() - cpu.int()).abs().float().mean().item() < 1e-3
