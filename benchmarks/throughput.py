@@ -71,6 +71,8 @@ def parse_args(argv=None) -> argparse.Namespace:
         ap.error("--device must be cpu or cuda")
     if args.device == "cuda" and not torch.cuda.is_available():
         ap.error("--device cuda: no CUDA device available")
+    if args.device == "cuda" and not _cuda_kernels_built():  # "ours" would time the PyTorch reference
+        ap.error("--device cuda: this build of nnjpeg_cuda has no CUDA kernels; rebuild it with NNJPEG_CUDA=ON")
     full = (not args.quick and not args.only and args.workloads == list(WORKLOADS)
             and args.dtypes == list(DTYPES))
     if full:  # a partial run (--only, --workloads, --dtypes) must not overwrite the recorded full-run files
@@ -80,6 +82,12 @@ def parse_args(argv=None) -> argparse.Namespace:
     if args.budget is None:
         args.budget = 0.02 if args.quick else 1.0
     return args
+
+
+def _cuda_kernels_built() -> bool:
+    import nnjpeg_cuda
+
+    return nnjpeg_cuda.cuda_built()
 
 
 def _versions() -> Dict[str, str]:

@@ -266,3 +266,15 @@ def test_time_alternating_times_each_function():
                          warmup=1)
     assert set(t) == {"a", "b"} and all(v >= 0 for v in t.values())
     assert calls == ["a", "b"] + ["a", "b", "b", "a", "a", "b", "b", "a"]  # warm-up, then alternating order
+
+
+def test_a_gpu_run_refuses_a_build_without_cuda_kernels(monkeypatch, capsys):
+    # Without the CUDA kernels "ours" on CUDA tensors would be the PyTorch reference, timed as if it were ours.
+    import nnjpeg_cuda
+    from throughput import parse_args
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(nnjpeg_cuda, "cuda_built", lambda: False)
+    with pytest.raises(SystemExit) as exc:
+        parse_args(["--device", "cuda", "--quick"])
+    assert exc.value.code == 2 and "no CUDA kernels" in capsys.readouterr().err

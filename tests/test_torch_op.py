@@ -1,5 +1,7 @@
 """The registered torch ops: opcheck (schema, fake tensors, autograd registration) and torch.compile."""
 
+import warnings
+
 import pytest
 import torch
 
@@ -64,3 +66,16 @@ def test_meta_tensors_propagate_shapes_without_running():
     x = torch.empty(5, 3, 17, 33, device="meta")
     out = torch.ops.nnjpeg.roundtrip(x, torch.empty(3, 5, 2, 8, 8, device="meta"), "4:2:0", "ycbcr", "bpda", True)
     assert out.shape == (3, 5, 3, 17, 33) and out.device.type == "meta"
+
+
+def test_cuda_tensors_on_a_build_without_cuda_kernels_warn(monkeypatch):
+    from nnjpeg_cuda import _kernel, ops
+
+    monkeypatch.setattr(_kernel, "cuda_built", lambda: False)
+    with pytest.warns(RuntimeWarning, match="without its CUDA kernels"):
+        ops.warn_if_reference_serves(torch.device("cuda"))
+    monkeypatch.setattr(_kernel, "cuda_built", lambda: True)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        ops.warn_if_reference_serves(torch.device("cuda"))
+        ops.warn_if_reference_serves(torch.device("cpu"))

@@ -14,6 +14,7 @@ Most code wants :func:`nnjpeg_cuda.roundtrip` instead.
 
 from __future__ import annotations
 
+import warnings
 from typing import Optional, Tuple
 
 import torch
@@ -142,7 +143,18 @@ def _forward_into(images: Tensor, steps: Tensor, out: Tensor, subsampling: str, 
             else:
                 check_pixel_range(*seen)
     else:
+        warn_if_reference_serves(images.device)
         out.copy_(_reference_forward(images, steps, subsampling, color, grad))
+
+
+def warn_if_reference_serves(device: torch.device) -> None:
+    """Warns (once per process, Python's default filter) where CUDA tensors meet a build without the CUDA
+    kernels: the pure-PyTorch reference then serves them, correct but many times slower, which a user timing
+    or training on a GPU would otherwise not notice."""
+    if device.type == "cuda" and not _kernel.cuda_built():
+        warnings.warn("nnjpeg_cuda was built without its CUDA kernels (no nvcc at build time): CUDA tensors run "
+                      "the pure-PyTorch reference, many times slower; rebuild with NNJPEG_CUDA=ON",
+                      RuntimeWarning, stacklevel=2)
 
 
 @torch.library.custom_op("nnjpeg::roundtrip", mutates_args=())
