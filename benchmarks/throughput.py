@@ -267,7 +267,8 @@ def main(argv=None) -> int:
         write_json(args.json, out)
         print(f"\nJSON: {args.json}")
     if args.plot:
-        bar_chart(out["results"], args.plot, f"JPEG round trip, quality 75, {out['machine']['cores']} CPU cores")
+        where = out["machine"].get("gpu") or f"{out['machine']['cores']} CPU cores"
+        bar_chart(out["results"], args.plot, f"JPEG round trip, quality 75, {where}")
         print(f"chart: {args.plot}")
     return 0
 
