@@ -35,23 +35,31 @@ __global__ void roundtrip_kernel(const RoundtripParams p, const Geometry g, int6
 }
 
 // 4:4:4 forward, the common case: 8 threads per 8x8 block exchanging rows and columns through shared
-// memory (tile_444.h), so each thread holds 24 values instead of a whole block's 192. One tile per thread
-// block, grid-stride over tiles; every __syncthreads() is reached by all threads of the block.
+// memory (tile_444.h), so each thread holds 24 values instead of a whole block's 192, and global memory is
+// read and written a column per thread (coalesced across a warp's 4 blocks). One tile per thread block,
+// grid-stride over tiles; every __syncthreads() is reached by all threads of the block.
+// Float compute capped at 128 registers (4 thread blocks per SM, as before the loads moved to the column
+// phase, which fully unrolled took 168 registers; ptxas -v for sm_90: no spills either way); double keeps
+// what it needs (250, no spills).
 template <typename IO, typename T>
-__global__ void __launch_bounds__(kTileThreads) tile_444_kernel(const RoundtripParams p, int64_t blocks,
-                                                                int64_t tiles, int64_t blocks_y, int64_t blocks_x) {
+__global__ void __launch_bounds__(kTileThreads, sizeof(T) == 4 ? 4 : 1)
+    tile_444_kernel(const RoundtripParams p, int64_t blocks, int64_t tiles, int64_t blocks_y, int64_t blocks_x) {
   __shared__ TileShared<T> shared;
   T coef[3][8];
   for (int64_t tile = blockIdx.x; tile < tiles; tile += gridDim.x) {
     const TileLane lane = tile_lane(tile, int(threadIdx.x), blocks, blocks_y, blocks_x);
-    tile_load_row_dct<IO, T>(p, lane, shared);
+    tile_load<IO, T>(p, lane, shared);
+    __syncthreads();
+    tile_row_dct(p, lane, shared);
     __syncthreads();
     tile_col_dct(p, lane, shared, coef);
     __syncthreads();
     for (int64_t k = 0; k < p.levels; ++k) {
       tile_quant_col_idct(p, lane, k, coef, shared);
       __syncthreads();
-      tile_row_idct_store<IO, T>(p, lane, k, shared);
+      tile_row_idct(p, lane, shared);
+      __syncthreads();
+      tile_store<IO, T>(p, lane, k, shared);
       __syncthreads();
     }
   }

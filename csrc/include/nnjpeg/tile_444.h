@@ -1,6 +1,9 @@
 // Cooperative 4:4:4 forward for the GPU: a tile of kTileBlocks 8x8 blocks per CUDA thread block, 8 threads
-// per 8x8 block. Thread `lane` (0..7) of a block owns pixel row `lane` in the row phases and coefficient
-// column `lane` in the column phases; the block's values pass between the phases through shared memory.
+// per 8x8 block. Thread `lane` (0..7) of a block owns pixel row `lane` in the row phases and pixel or
+// coefficient column `lane` in the column phases; the block's values pass between the phases through shared
+// memory. Global memory is read and written only in column phases: a warp's 32 threads (4 blocks of the
+// tile, 8 columns each) then touch 32 neighbouring pixels of one image row per instruction (a row phase
+// touches 8 rows x 4 blocks: 32 sectors per instruction, 4 useful bytes in each 32-byte sector written).
 //
 // Same arithmetic, in the same order, as roundtrip_block_444 (row DCTs, column DCTs, quantize, column
 // IDCTs, row IDCTs), so results equal the one-thread-per-block pipeline. Every phase is a plain function of
@@ -30,10 +33,15 @@ namespace nnjpeg {
 
 constexpr int kTileBlocks = 16;                   // 8x8 blocks per tile (per CUDA thread block)
 constexpr int kTileThreads = 8 * kTileBlocks;     // 128 threads: 8 per 8x8 block
+// Shared rows are kTilePitch values apart (8 and one of padding): with 32-bit values no two threads of a warp
+// then share a bank, whether each takes a row (the row phases) or a column (the column phases); with a
+// pitch of 8 a warp's rows met 8 to a bank, its columns 4.
+constexpr int kTilePitch = 9;
 template <typename T>
 struct TileShared {
-  T v[kTileBlocks][3][64];  // [block][channel][row * 8 + column]
+  T v[kTileBlocks][3][8 * kTilePitch];  // [block][channel][tile_at(row, column)]
 };
+NNJ_HD int tile_at(int row, int column) { return row * kTilePitch + column; }
 
 // Which 8x8 block and which row/column a thread of a tile handles; valid is false past the last block.
 struct TileLane {
@@ -53,26 +61,37 @@ NNJ_HD TileLane tile_lane(int64_t tile, int thread, int64_t blocks_total, int64_
   return t;
 }
 
-// Phase 1 (row lane): load pixel row, colour transform + level shift, 1-D DCT of the row -> shared.
+// Phase 1 (column lane): column `lane` of the block's pixels, every channel, into shared (edge pixels
+// replicated into the padding, as load_pixel does for every path).
 template <typename IO, typename T>
-NNJ_HD void tile_load_row_dct(const RoundtripParams& p, const TileLane& t, TileShared<T>& s) {
+NNJ_HD void tile_load(const RoundtripParams& p, const TileLane& t, TileShared<T>& s) {
+  if (!t.valid) return;
+  const int channels = int(p.c);
+  const int64_t x = t.b.bx * 8 + t.lane;
+  NNJ_UNROLL
+  for (int r = 0; r < 8; ++r) {
+    NNJ_UNROLL
+    for (int ch = 0; ch < 3; ++ch)
+      if (ch < channels) s.v[t.slot][ch][tile_at(r, t.lane)] = load_pixel<IO, T>(p, t.b.n, ch, t.b.by * 8 + r, x);
+  }
+}
+
+// Phase 2 (row lane): colour transform + level shift and the 1-D DCT of pixel row `lane`, in place.
+template <typename T>
+NNJ_HD void tile_row_dct(const RoundtripParams& p, const TileLane& t, TileShared<T>& s) {
   if (!t.valid) return;
   const int channels = int(p.c);
   const bool ycc = is_ycbcr(p);
   T row[3][8];
-  const int64_t y = t.b.by * 8 + t.lane;
   NNJ_UNROLL
   for (int j = 0; j < 8; ++j) {
-    const int64_t x = t.b.bx * 8 + j;
     if (ycc) {
-      const T r = load_pixel<IO, T>(p, t.b.n, 0, y, x);
-      const T g = load_pixel<IO, T>(p, t.b.n, 1, y, x);
-      const T b = load_pixel<IO, T>(p, t.b.n, 2, y, x);
-      rgb_to_ycbcr_shifted(r, g, b, row[0][j], row[1][j], row[2][j]);
+      rgb_to_ycbcr_shifted(s.v[t.slot][0][tile_at(t.lane, j)], s.v[t.slot][1][tile_at(t.lane, j)],
+                           s.v[t.slot][2][tile_at(t.lane, j)], row[0][j], row[1][j], row[2][j]);
     } else {
       NNJ_UNROLL
       for (int ch = 0; ch < 3; ++ch)
-        if (ch < channels) row[ch][j] = load_pixel<IO, T>(p, t.b.n, ch, y, x) - T(128);
+        if (ch < channels) row[ch][j] = s.v[t.slot][ch][tile_at(t.lane, j)] - T(128);
     }
   }
   NNJ_UNROLL
@@ -80,11 +99,11 @@ NNJ_HD void tile_load_row_dct(const RoundtripParams& p, const TileLane& t, TileS
     if (ch >= channels) break;
     fdct8_scaled(row[ch], 1);
     NNJ_UNROLL
-    for (int j = 0; j < 8; ++j) s.v[t.slot][ch][t.lane * 8 + j] = row[ch][j];
+    for (int j = 0; j < 8; ++j) s.v[t.slot][ch][tile_at(t.lane, j)] = row[ch][j];
   }
 }
 
-// Phase 2 (column lane): 1-D DCT of the column -> the thread's coefficients coef[ch][u] (column v = lane).
+// Phase 3 (column lane): 1-D DCT of the column -> the thread's coefficients coef[ch][u] (column v = lane).
 template <typename T>
 NNJ_HD void tile_col_dct(const RoundtripParams& p, const TileLane& t, const TileShared<T>& s, T (*coef)[8]) {
   if (!t.valid) return;
@@ -92,12 +111,12 @@ NNJ_HD void tile_col_dct(const RoundtripParams& p, const TileLane& t, const Tile
   for (int ch = 0; ch < 3; ++ch) {
     if (ch >= int(p.c)) break;
     NNJ_UNROLL
-    for (int u = 0; u < 8; ++u) coef[ch][u] = s.v[t.slot][ch][u * 8 + t.lane];
+    for (int u = 0; u < 8; ++u) coef[ch][u] = s.v[t.slot][ch][tile_at(u, t.lane)];
     fdct8_scaled(coef[ch], 1);
   }
 }
 
-// Phase 3 (column lane), per level: quantize + dequantize, 1-D IDCT of the column -> shared.
+// Phase 4 (column lane), per level: quantize + dequantize, 1-D IDCT of the column -> shared.
 template <typename T>
 NNJ_HD void tile_quant_col_idct(const RoundtripParams& p, const TileLane& t, int64_t k, const T (*coef)[8],
                                 TileShared<T>& s) {
@@ -115,34 +134,47 @@ NNJ_HD void tile_quant_col_idct(const RoundtripParams& p, const TileLane& t, int
     }
     idct8_scaled(col, 1);
     NNJ_UNROLL
-    for (int u = 0; u < 8; ++u) s.v[t.slot][ch][u * 8 + t.lane] = col[u];
+    for (int u = 0; u < 8; ++u) s.v[t.slot][ch][tile_at(u, t.lane)] = col[u];
   }
 }
 
-// Phase 4 (row lane), per level: 1-D IDCT of the row, back to pixels, store the pixels inside the image.
-template <typename IO, typename T>
-NNJ_HD void tile_row_idct_store(const RoundtripParams& p, const TileLane& t, int64_t k, const TileShared<T>& s) {
+// Phase 5 (row lane), per level: 1-D IDCT of row `lane` and back to pixels (0..255, not clamped), in place.
+template <typename T>
+NNJ_HD void tile_row_idct(const RoundtripParams& p, const TileLane& t, TileShared<T>& s) {
   if (!t.valid) return;
   const int channels = int(p.c);
-  const int64_t y = t.b.by * 8 + t.lane;
-  if (y >= p.h) return;
   T row[3][8] = {};
   NNJ_UNROLL
   for (int ch = 0; ch < 3; ++ch) {
     if (ch >= channels) break;
     NNJ_UNROLL
-    for (int j = 0; j < 8; ++j) row[ch][j] = s.v[t.slot][ch][t.lane * 8 + j];
+    for (int j = 0; j < 8; ++j) row[ch][j] = s.v[t.slot][ch][tile_at(t.lane, j)];
     idct8_scaled(row[ch], 1);
   }
   NNJ_UNROLL
   for (int j = 0; j < 8; ++j) {
-    const int64_t x = t.b.bx * 8 + j;
-    if (x >= p.w) break;
     T px[3];
     components_to_pixels(p, row[0][j], row[1][j], row[2][j], px);
     NNJ_UNROLL
     for (int ch = 0; ch < 3; ++ch)
-      if (ch < channels) store_pixel<IO, T>(p, k, t.b.n, ch, y, x, px[ch]);
+      if (ch < channels) s.v[t.slot][ch][tile_at(t.lane, j)] = px[ch];
+  }
+}
+
+// Phase 6 (column lane), per level: column `lane` of the block's pixels inside the image -> output level k.
+template <typename IO, typename T>
+NNJ_HD void tile_store(const RoundtripParams& p, const TileLane& t, int64_t k, const TileShared<T>& s) {
+  if (!t.valid) return;
+  const int channels = int(p.c);
+  const int64_t x = t.b.bx * 8 + t.lane;
+  if (x >= p.w) return;
+  NNJ_UNROLL
+  for (int r = 0; r < 8; ++r) {
+    const int64_t y = t.b.by * 8 + r;
+    if (y >= p.h) break;
+    NNJ_UNROLL
+    for (int ch = 0; ch < 3; ++ch)
+      if (ch < channels) store_pixel<IO, T>(p, k, t.b.n, ch, y, x, s.v[t.slot][ch][tile_at(r, t.lane)]);
   }
 }
 
@@ -157,11 +189,13 @@ void emulate_tile_444_forward(const RoundtripParams& p) {
   for (int64_t tile = 0; tile < tiles; ++tile) {
     TileLane lanes[kTileThreads];
     for (int th = 0; th < kTileThreads; ++th) lanes[th] = tile_lane(tile, th, blocks, g.blocks_y, g.blocks_x);
-    for (int th = 0; th < kTileThreads; ++th) tile_load_row_dct<IO, T>(p, lanes[th], shared);
+    for (int th = 0; th < kTileThreads; ++th) tile_load<IO, T>(p, lanes[th], shared);
+    for (int th = 0; th < kTileThreads; ++th) tile_row_dct(p, lanes[th], shared);
     for (int th = 0; th < kTileThreads; ++th) tile_col_dct(p, lanes[th], shared, coef[th]);
     for (int64_t k = 0; k < p.levels; ++k) {
       for (int th = 0; th < kTileThreads; ++th) tile_quant_col_idct(p, lanes[th], k, coef[th], shared);
-      for (int th = 0; th < kTileThreads; ++th) tile_row_idct_store<IO, T>(p, lanes[th], k, shared);
+      for (int th = 0; th < kTileThreads; ++th) tile_row_idct(p, lanes[th], shared);
+      for (int th = 0; th < kTileThreads; ++th) tile_store<IO, T>(p, lanes[th], k, shared);
     }
   }
 }
