@@ -246,6 +246,8 @@ def test_gpu_targets_compare_like_with_like_and_list_skipped_peers():
     kornia = by_name["W1 float32: ours fwd 4:2:0 / kornia fwd (4:2:0)"]
     assert kornia["measured"].startswith("not measured (kornia not installed") and kornia["met"] is False
     assert "W1 uint8: ours fwd 4:2:0 / kornia fwd (4:2:0)" not in by_name  # kornia never takes uint8
+    # ours at its default 4:4:4 against the same peers (9000 / 500)
+    assert by_name["W1 float32: ours fwd / torchvision encode+decode (4:2:0)"]["measured"] == "18.00x"
 
 
 def test_a_ratio_just_short_of_its_goal_is_not_printed_as_the_goal():
