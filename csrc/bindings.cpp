@@ -16,6 +16,7 @@
 #include "nnjpeg/params.h"
 #include "nnjpeg/dispatch.h"
 #include "nnjpeg/ste_backward.h"
+#include "nnjpeg/tile_420.h"
 #include "nnjpeg/tile_444.h"
 #include "cpu/output_cache.h"
 
@@ -165,13 +166,14 @@ std::vector<int32_t> cuda_grid_visits(int64_t items, int64_t max_blocks) {
 
 }  // namespace
 
-// Runs the tiled CUDA 4:4:4 forward kernel's phases on the host (tile_444.h), for the CPU tests.
+// Runs the CUDA forward's tiled kernels' phases on the host (tile_444.h; for 4:2:0 the chroma phase, then
+// tile_420.h's luma tiles), for the CPU tests.
 void emulate_cuda_tile_forward(const RoundtripParams& p) {
-  require(!nnjpeg::uses_420(p), "the tiled kernel covers 4:4:4, grayscale and plain RGB");
   if (p.n == 0) return;
   py::gil_scoped_release release;
   nnjpeg::dispatch_dtype(p.dtype, [&](auto io, auto compute) {
-    nnjpeg::emulate_tile_444_forward<decltype(io), decltype(compute)>(p);
+    if (nnjpeg::uses_420(p)) nnjpeg::emulate_tile_420_forward<decltype(io), decltype(compute)>(p);
+    else nnjpeg::emulate_tile_444_forward<decltype(io), decltype(compute)>(p);
   });
 }
 
@@ -294,13 +296,17 @@ PYBIND11_MODULE(_C, m) {
       "emulate_cuda_tile_forward",
       [](uintptr_t input, uintptr_t output, uintptr_t tables, std::array<int64_t, 4> shape, int64_t levels,
          std::array<int64_t, 4> in_strides, std::array<int64_t, 5> out_strides,
-         std::array<int64_t, 2> table_strides, int dtype, int color, int rounding) {
-        emulate_cuda_tile_forward(make_params(input, output, tables, 0, shape, levels, in_strides, out_strides,
-                                              table_strides, dtype, nnjpeg::k444, color, rounding, 1, 0, 0));
+         std::array<int64_t, 2> table_strides, int dtype, int color, int rounding, int subsampling,
+         uintptr_t workspace) {
+        emulate_cuda_tile_forward(make_params(input, output, tables, workspace, shape, levels, in_strides,
+                                              out_strides, table_strides, dtype, subsampling, color, rounding, 1, 0,
+                                              0));
       },
       py::arg("input"), py::arg("output"), py::arg("tables"), py::arg("shape"), py::arg("levels"),
       py::arg("in_strides"), py::arg("out_strides"), py::arg("table_strides"), py::arg("dtype"), py::arg("color"),
-      py::arg("rounding"), "Host emulation of the tiled CUDA 4:4:4 forward kernel (same phases, barrier order).");
+      py::arg("rounding"), py::arg("subsampling") = int(nnjpeg::k444), py::arg("workspace") = uintptr_t(0),
+      "Host emulation of the CUDA forward's tiled kernels (same phases, barrier order). 4:2:0 needs a "
+      "(levels, N, 2, chroma_h, chroma_w) workspace of the compute dtype (float; double for float64).");
   m.def(
       "cpu_streams_output",
       [](uintptr_t output, std::array<int64_t, 4> shape, int64_t levels, std::array<int64_t, 5> out_strides,

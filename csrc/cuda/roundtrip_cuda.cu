@@ -1,5 +1,7 @@
-// CUDA kernel: one thread per 8x8 block, a grid-stride loop over the blocks, the block pipelines of
-// roundtrip_block.h. This file only does indexing and launches; the arithmetic is shared with the CPU.
+// CUDA kernels: the 4:4:4 forward and the 4:2:0 luma phase tiled, 8 threads per 8x8 block (tile_444.h,
+// tile_420.h); the 4:2:0 chroma phase and the backwards one thread per 8x8 block with a grid-stride loop over
+// the blocks (the block pipelines of roundtrip_block.h). This file only does indexing and launches; the
+// arithmetic is shared with the CPU.
 #include <cuda_runtime.h>
 
 #include <type_traits>
@@ -8,14 +10,15 @@
 #include "nnjpeg/kernels.h"
 #include "nnjpeg/launch.h"
 #include "nnjpeg/roundtrip_block.h"
+#include "nnjpeg/tile_420.h"
 #include "nnjpeg/tile_444.h"
 
 namespace nnjpeg {
 namespace cuda {
 namespace {
 
-enum Stage : int { kForward444 = 0, kChroma420 = 1, kLuma420 = 2, kBackward444 = 3, kLumaBackward420 = 4,
-                   kChromaBackward420 = 5 };
+// The one-thread-per-block stages (the forwards' tiled kernels are below).
+enum Stage : int { kChroma420 = 1, kBackward444 = 3, kLumaBackward420 = 4, kChromaBackward420 = 5 };
 
 template <typename IO, typename T, int kStage>
 __global__ void roundtrip_kernel(const RoundtripParams p, const Geometry g, int64_t items, int64_t blocks_y,
@@ -23,9 +26,7 @@ __global__ void roundtrip_kernel(const RoundtripParams p, const Geometry g, int6
   const int64_t stride = grid_item_stride(gridDim.x, blockDim.x);
   for (int64_t item = grid_first_item(blockIdx.x, threadIdx.x, blockDim.x); item < items; item += stride) {
     const BlockCoord b = block_coord(item, blocks_y, blocks_x);
-    if constexpr (kStage == kForward444) roundtrip_block_444<IO, T>(p, b);
     if constexpr (kStage == kChroma420) chroma_block_420<IO, T>(p, g, b);
-    if constexpr (kStage == kLuma420) luma_block_420<IO, T>(p, g, b);
     if constexpr (!std::is_same<IO, uint8_t>::value) {
       if constexpr (kStage == kBackward444) roundtrip_block_444_backward<IO, T>(p, b);
       if constexpr (kStage == kLumaBackward420) luma_block_420_backward<IO, T>(p, g, b);
@@ -52,10 +53,10 @@ __global__ void __launch_bounds__(kTileThreads, sizeof(T) == 4 ? 4 : 1)
     __syncthreads();
     tile_row_dct(p, lane, shared);
     __syncthreads();
-    tile_col_dct(p, lane, shared, coef);
+    tile_col_dct(int(p.c), lane, shared, coef);
     __syncthreads();
     for (int64_t k = 0; k < p.levels; ++k) {
-      tile_quant_col_idct(p, lane, k, coef, shared);
+      tile_quant_col_idct(p, int(p.c), lane, k, coef, shared);
       __syncthreads();
       tile_row_idct(p, lane, shared);
       __syncthreads();
@@ -65,13 +66,51 @@ __global__ void __launch_bounds__(kTileThreads, sizeof(T) == 4 ? 4 : 1)
   }
 }
 
+// 4:2:0 luma phase, tiled like the 4:4:4 forward (tile_420.h), after the chroma phase's launch on the same
+// stream filled p.workspace.
+template <typename IO, typename T>
+__global__ void __launch_bounds__(kTileThreads, sizeof(T) == 4 ? 4 : 1)
+    tile_420_luma_kernel(const RoundtripParams p, const Geometry g, int64_t blocks, int64_t tiles) {
+  __shared__ TileShared<T> shared;
+  T coef[3][8];  // channel 0 only (the column phases' shape)
+  for (int64_t tile = blockIdx.x; tile < tiles; tile += gridDim.x) {
+    const TileLane lane = tile_lane(tile, int(threadIdx.x), blocks, g.blocks_y, g.blocks_x);
+    tile_load<IO, T>(p, lane, shared);
+    __syncthreads();
+    tile_row_dct_luma(lane, shared);
+    __syncthreads();
+    tile_col_dct(1, lane, shared, coef);
+    __syncthreads();
+    for (int64_t k = 0; k < p.levels; ++k) {
+      tile_quant_col_idct(p, 1, lane, k, coef, shared);
+      __syncthreads();
+      tile_row_idct_luma(lane, shared);
+      __syncthreads();
+      tile_store_420<IO, T>(p, g, lane, k, shared);
+      __syncthreads();
+    }
+  }
+}
+
+// Grid of the tiled kernels: one thread block per tile, capped (grid-stride loop beyond).
+inline int64_t tile_grid(int64_t tiles) { return tiles < kMaxGridBlocks ? tiles : kMaxGridBlocks; }
+
+template <typename IO, typename T>
+cudaError_t launch_tile_420_luma(const RoundtripParams& p, const Geometry& g) {
+  const int64_t blocks = p.n * g.blocks_y * g.blocks_x;
+  if (blocks == 0) return cudaSuccess;
+  const int64_t tiles = (blocks + kTileBlocks - 1) / kTileBlocks;
+  tile_420_luma_kernel<IO, T><<<dim3(unsigned(tile_grid(tiles))), dim3(unsigned(kTileThreads)), 0,
+                                static_cast<cudaStream_t>(p.stream)>>>(p, g, blocks, tiles);
+  return cudaGetLastError();
+}
+
 template <typename IO, typename T>
 cudaError_t launch_tile_444(const RoundtripParams& p, const Geometry& g) {
   const int64_t blocks = p.n * g.blocks_y * g.blocks_x;
   if (blocks == 0) return cudaSuccess;
   const int64_t tiles = (blocks + kTileBlocks - 1) / kTileBlocks;
-  const int64_t grid = tiles < kMaxGridBlocks ? tiles : kMaxGridBlocks;
-  tile_444_kernel<IO, T><<<dim3(unsigned(grid)), dim3(unsigned(kTileThreads)), 0,
+  tile_444_kernel<IO, T><<<dim3(unsigned(tile_grid(tiles))), dim3(unsigned(kTileThreads)), 0,
                            static_cast<cudaStream_t>(p.stream)>>>(p, blocks, tiles, g.blocks_y, g.blocks_x);
   return cudaGetLastError();
 }
@@ -108,9 +147,9 @@ std::string roundtrip_forward(const RoundtripParams& p) {
     dispatch_dtype(p.dtype, [&](auto io, auto compute) {
       using IO = decltype(io);
       using T = decltype(compute);
-      if (uses_420(p)) {
+      if (uses_420(p)) {  // two launches on one stream: the luma phase reads what the chroma phase wrote
         err = launch<IO, T, kChroma420>(p, g, g.chroma_h / 8, g.chroma_w / 8);
-        if (err == cudaSuccess) err = launch<IO, T, kLuma420>(p, g, g.blocks_y, g.blocks_x);
+        if (err == cudaSuccess) err = launch_tile_420_luma<IO, T>(p, g);
       } else {
         err = launch_tile_444<IO, T>(p, g);
       }

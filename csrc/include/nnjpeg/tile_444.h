@@ -22,11 +22,14 @@
 #include "quantize.h"
 #include "roundtrip_block.h"
 
-// Fully unrolled channel loops keep the per-thread arrays in registers on the GPU (compile-time indices).
+// Fully unrolled channel loops keep the per-thread arrays in registers on the GPU (compile-time indices);
+// NNJ_NO_UNROLL keeps a loop whose body needs many registers of its own rolled.
 #if defined(__CUDACC__)
 #define NNJ_UNROLL _Pragma("unroll")
+#define NNJ_NO_UNROLL _Pragma("unroll 1")
 #else
 #define NNJ_UNROLL
+#define NNJ_NO_UNROLL
 #endif
 
 namespace nnjpeg {
@@ -103,28 +106,30 @@ NNJ_HD void tile_row_dct(const RoundtripParams& p, const TileLane& t, TileShared
   }
 }
 
-// Phase 3 (column lane): 1-D DCT of the column -> the thread's coefficients coef[ch][u] (column v = lane).
+// Phase 3 (column lane): 1-D DCT of the column -> the thread's coefficients coef[ch][u] (column v = lane), for
+// the first `channels` channels (p.c; 1 for the 4:2:0 luma tile).
 template <typename T>
-NNJ_HD void tile_col_dct(const RoundtripParams& p, const TileLane& t, const TileShared<T>& s, T (*coef)[8]) {
+NNJ_HD void tile_col_dct(int channels, const TileLane& t, const TileShared<T>& s, T (*coef)[8]) {
   if (!t.valid) return;
   NNJ_UNROLL
   for (int ch = 0; ch < 3; ++ch) {
-    if (ch >= int(p.c)) break;
+    if (ch >= channels) break;
     NNJ_UNROLL
     for (int u = 0; u < 8; ++u) coef[ch][u] = s.v[t.slot][ch][tile_at(u, t.lane)];
     fdct8_scaled(coef[ch], 1);
   }
 }
 
-// Phase 4 (column lane), per level: quantize + dequantize, 1-D IDCT of the column -> shared.
+// Phase 4 (column lane), per level: quantize + dequantize, 1-D IDCT of the column -> shared (`channels` as in
+// phase 3; channel 0 takes the luma table).
 template <typename T>
-NNJ_HD void tile_quant_col_idct(const RoundtripParams& p, const TileLane& t, int64_t k, const T (*coef)[8],
-                                TileShared<T>& s) {
+NNJ_HD void tile_quant_col_idct(const RoundtripParams& p, int channels, const TileLane& t, int64_t k,
+                                const T (*coef)[8], TileShared<T>& s) {
   if (!t.valid) return;
   const bool ycc = is_ycbcr(p);
   NNJ_UNROLL
   for (int ch = 0; ch < 3; ++ch) {
-    if (ch >= int(p.c)) break;
+    if (ch >= channels) break;
     const float* steps = table_for(p, k, t.b.n, ycc && ch > 0);
     T col[8];
     NNJ_UNROLL
@@ -191,9 +196,9 @@ void emulate_tile_444_forward(const RoundtripParams& p) {
     for (int th = 0; th < kTileThreads; ++th) lanes[th] = tile_lane(tile, th, blocks, g.blocks_y, g.blocks_x);
     for (int th = 0; th < kTileThreads; ++th) tile_load<IO, T>(p, lanes[th], shared);
     for (int th = 0; th < kTileThreads; ++th) tile_row_dct(p, lanes[th], shared);
-    for (int th = 0; th < kTileThreads; ++th) tile_col_dct(p, lanes[th], shared, coef[th]);
+    for (int th = 0; th < kTileThreads; ++th) tile_col_dct(int(p.c), lanes[th], shared, coef[th]);
     for (int64_t k = 0; k < p.levels; ++k) {
-      for (int th = 0; th < kTileThreads; ++th) tile_quant_col_idct(p, lanes[th], k, coef[th], shared);
+      for (int th = 0; th < kTileThreads; ++th) tile_quant_col_idct(p, int(p.c), lanes[th], k, coef[th], shared);
       for (int th = 0; th < kTileThreads; ++th) tile_row_idct(p, lanes[th], shared);
       for (int th = 0; th < kTileThreads; ++th) tile_store<IO, T>(p, lanes[th], k, shared);
     }
