@@ -1,6 +1,5 @@
-// CUDA kernels: the 4:4:4 forward and the 4:2:0 luma phase tiled, 8 threads per 8x8 block (tile_444.h,
-// tile_420.h); the 4:2:0 chroma phase and the backwards one thread per 8x8 block with a grid-stride loop over
-// the blocks (the block pipelines of roundtrip_block.h). This file only does indexing and launches; the
+// CUDA kernels: the forwards tiled, 8 threads per 8x8 block (tile_444.h, tile_420.h); the backwards one thread
+// per 8x8 block with a grid-stride loop over the blocks (the block pipelines of roundtrip_block.h). This file only does indexing and launches; the
 // arithmetic is shared with the CPU.
 #include <cuda_runtime.h>
 
@@ -17,7 +16,7 @@ namespace nnjpeg {
 namespace cuda {
 namespace {
 
-// The one-thread-per-block stages (the forwards' tiled kernels are below).
+// The one-thread-per-block stages of the backwards (the forwards' tiled kernels are below).
 enum Stage : int { kChroma420 = 1, kBackward444 = 3, kLumaBackward420 = 4, kChromaBackward420 = 5 };
 
 template <typename IO, typename T, int kStage>
@@ -56,7 +55,7 @@ __global__ void __launch_bounds__(kTileThreads, sizeof(T) == 4 ? 4 : 1)
     tile_col_dct(int(p.c), lane, shared, coef);
     __syncthreads();
     for (int64_t k = 0; k < p.levels; ++k) {
-      tile_quant_col_idct(p, int(p.c), lane, k, coef, shared);
+      tile_quant_col_idct(p, int(p.c), 0, lane, k, coef, shared);
       __syncthreads();
       tile_row_idct(p, lane, shared);
       __syncthreads();
@@ -66,13 +65,38 @@ __global__ void __launch_bounds__(kTileThreads, sizeof(T) == 4 ? 4 : 1)
   }
 }
 
-// 4:2:0 luma phase, tiled like the 4:4:4 forward (tile_420.h), after the chroma phase's launch on the same
-// stream filled p.workspace.
+// 4:2:0 chroma phase, tiled like the 4:4:4 forward (tile_420.h): the blocks of the padded Cb/Cr planes,
+// decoded at every level into p.workspace.
+template <typename IO, typename T>
+__global__ void __launch_bounds__(kTileThreads, sizeof(T) == 4 ? 4 : 1)
+    tile_420_chroma_kernel(const RoundtripParams p, const Geometry g, int64_t blocks, int64_t tiles) {
+  __shared__ TileShared<T> shared;
+  T coef[3][8];  // channels 0 and 1 (Cb, Cr)
+  for (int64_t tile = blockIdx.x; tile < tiles; tile += gridDim.x) {
+    const TileLane lane = tile_lane(tile, int(threadIdx.x), blocks, g.chroma_h / 8, g.chroma_w / 8);
+    tile_chroma_samples<IO, T>(p, lane, shared);
+    __syncthreads();
+    tile_row_transform(2, false, lane, shared);
+    __syncthreads();
+    tile_col_dct(2, lane, shared, coef);
+    __syncthreads();
+    for (int64_t k = 0; k < p.levels; ++k) {
+      tile_quant_col_idct(p, 2, 1, lane, k, coef, shared);
+      __syncthreads();
+      tile_row_transform(2, true, lane, shared);
+      __syncthreads();
+      tile_store_chroma(p, g, lane, k, shared);
+      __syncthreads();
+    }
+  }
+}
+
+// 4:2:0 luma phase, after the chroma phase's launch on the same stream filled p.workspace.
 template <typename IO, typename T>
 __global__ void __launch_bounds__(kTileThreads, sizeof(T) == 4 ? 4 : 1)
     tile_420_luma_kernel(const RoundtripParams p, const Geometry g, int64_t blocks, int64_t tiles) {
   __shared__ TileShared<T> shared;
-  T coef[3][8];  // channel 0 only (the column phases' shape)
+  T coef[3][8];  // channel 0 only (Y)
   for (int64_t tile = blockIdx.x; tile < tiles; tile += gridDim.x) {
     const TileLane lane = tile_lane(tile, int(threadIdx.x), blocks, g.blocks_y, g.blocks_x);
     tile_load<IO, T>(p, lane, shared);
@@ -82,9 +106,9 @@ __global__ void __launch_bounds__(kTileThreads, sizeof(T) == 4 ? 4 : 1)
     tile_col_dct(1, lane, shared, coef);
     __syncthreads();
     for (int64_t k = 0; k < p.levels; ++k) {
-      tile_quant_col_idct(p, 1, lane, k, coef, shared);
+      tile_quant_col_idct(p, 1, 0, lane, k, coef, shared);
       __syncthreads();
-      tile_row_idct_luma(lane, shared);
+      tile_row_transform(1, true, lane, shared);
       __syncthreads();
       tile_store_420<IO, T>(p, g, lane, k, shared);
       __syncthreads();
@@ -95,13 +119,20 @@ __global__ void __launch_bounds__(kTileThreads, sizeof(T) == 4 ? 4 : 1)
 // Grid of the tiled kernels: one thread block per tile, capped (grid-stride loop beyond).
 inline int64_t tile_grid(int64_t tiles) { return tiles < kMaxGridBlocks ? tiles : kMaxGridBlocks; }
 
+// The 4:2:0 forward: two launches on one stream, the luma phase reads what the chroma phase wrote.
 template <typename IO, typename T>
-cudaError_t launch_tile_420_luma(const RoundtripParams& p, const Geometry& g) {
-  const int64_t blocks = p.n * g.blocks_y * g.blocks_x;
+cudaError_t launch_tile_420(const RoundtripParams& p, const Geometry& g) {
+  const int64_t chroma_blocks = p.n * (g.chroma_h / 8) * (g.chroma_w / 8), blocks = p.n * g.blocks_y * g.blocks_x;
   if (blocks == 0) return cudaSuccess;
+  const cudaStream_t stream = static_cast<cudaStream_t>(p.stream);
+  const int64_t chroma_tiles = (chroma_blocks + kTileBlocks - 1) / kTileBlocks;
+  tile_420_chroma_kernel<IO, T><<<dim3(unsigned(tile_grid(chroma_tiles))), dim3(unsigned(kTileThreads)), 0, stream>>>(
+      p, g, chroma_blocks, chroma_tiles);
+  const cudaError_t err = cudaGetLastError();
+  if (err != cudaSuccess) return err;
   const int64_t tiles = (blocks + kTileBlocks - 1) / kTileBlocks;
-  tile_420_luma_kernel<IO, T><<<dim3(unsigned(tile_grid(tiles))), dim3(unsigned(kTileThreads)), 0,
-                                static_cast<cudaStream_t>(p.stream)>>>(p, g, blocks, tiles);
+  tile_420_luma_kernel<IO, T><<<dim3(unsigned(tile_grid(tiles))), dim3(unsigned(kTileThreads)), 0, stream>>>(
+      p, g, blocks, tiles);
   return cudaGetLastError();
 }
 
@@ -147,9 +178,8 @@ std::string roundtrip_forward(const RoundtripParams& p) {
     dispatch_dtype(p.dtype, [&](auto io, auto compute) {
       using IO = decltype(io);
       using T = decltype(compute);
-      if (uses_420(p)) {  // two launches on one stream: the luma phase reads what the chroma phase wrote
-        err = launch<IO, T, kChroma420>(p, g, g.chroma_h / 8, g.chroma_w / 8);
-        if (err == cudaSuccess) err = launch_tile_420_luma<IO, T>(p, g);
+      if (uses_420(p)) {
+        err = launch_tile_420<IO, T>(p, g);
       } else {
         err = launch_tile_444<IO, T>(p, g);
       }

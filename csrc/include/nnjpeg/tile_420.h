@@ -1,11 +1,12 @@
-// The luma phase of the 4:2:0 forward for the GPU, tiled as the 4:4:4 forward (tile_444.h): 8 threads per 8x8
-// luma block, global memory read and written in column phases (a warp on 32 neighbouring pixels of a row).
-// The chroma phase before it (chroma_block_420, one thread per chroma block) has filled p.workspace with the
-// decoded Cb/Cr of every level.
+// The 4:2:0 forward for the GPU, tiled as the 4:4:4 forward (tile_444.h): 8 threads per 8x8 block, global
+// memory read and written in column phases (a warp on 32 neighbouring pixels, or chroma samples, of a row).
+// Two passes, each a tiled kernel: the chroma phase over the blocks of the padded half-resolution Cb/Cr planes
+// fills p.workspace with the decoded Cb/Cr of every level; the luma phase over the luma blocks upsamples them.
 //
-// Same arithmetic, in the same order, as luma_block_420: Y of every pixel, the scaled DCT (rows, then
-// columns), per level the dequantized column IDCTs, the row IDCTs, then per pixel the fancy-upsampled chroma
-// and back to RGB. The phases between tile_load and tile_store_420 are tile_444.h's on one channel.
+// Same arithmetic, in the same order, as chroma_block_420 and luma_block_420: the 2x2 means of Cb and Cr (or
+// Y of every pixel), the scaled DCT (rows, then columns), per level the dequantized column IDCTs and the row
+// IDCTs, then (luma) per pixel the fancy-upsampled chroma and back to RGB. The DCT and quantization phases
+// are tile_444.h's on 2 channels (Cb, Cr) or 1 (Y).
 #pragma once
 
 #include <stdint.h>
@@ -14,7 +15,63 @@
 
 namespace nnjpeg {
 
-// Phase 2 (row lane): Y of pixel row `lane` (level-shifted) and its 1-D DCT -> shared channel 0.
+// Chroma phase 1 (column lane): Cb and Cr samples of column `lane` of the chroma block -> shared channels 0
+// and 1: each the mean of its 2x2 pixel square, in chroma_samples_420's order.
+template <typename IO, typename T>
+NNJ_HD void tile_chroma_samples(const RoundtripParams& p, const TileLane& t, TileShared<T>& s) {
+  if (!t.valid) return;
+  const int64_t cx = t.b.bx * 8 + t.lane;
+  NNJ_NO_UNROLL  // unrolled (96 loads), float compute spilled at its 128 registers (ptxas -v, sm_90)
+  for (int r = 0; r < 8; ++r) {
+    const int64_t cy = t.b.by * 8 + r;
+    T sum_cb = T(0), sum_cr = T(0);
+    NNJ_UNROLL
+    for (int d = 0; d < 4; ++d) {
+      const int64_t y = 2 * cy + d / 2, x = 2 * cx + d % 2;
+      T yy, cb, cr;
+      rgb_to_ycbcr_shifted(load_pixel<IO, T>(p, t.b.n, 0, y, x), load_pixel<IO, T>(p, t.b.n, 1, y, x),
+                           load_pixel<IO, T>(p, t.b.n, 2, y, x), yy, cb, cr);
+      sum_cb += cb;
+      sum_cr += cr;
+    }
+    s.v[t.slot][0][tile_at(r, t.lane)] = sum_cb * T(0.25);
+    s.v[t.slot][1][tile_at(r, t.lane)] = sum_cr * T(0.25);
+  }
+}
+
+// Row phase (row lane) of the first `channels` channels: 1-D DCT of row `lane` (inverse: `inverse`), in place.
+template <typename T>
+NNJ_HD void tile_row_transform(int channels, bool inverse, const TileLane& t, TileShared<T>& s) {
+  if (!t.valid) return;
+  NNJ_UNROLL
+  for (int ch = 0; ch < 2; ++ch) {
+    if (ch >= channels) break;
+    T row[8];
+    NNJ_UNROLL
+    for (int j = 0; j < 8; ++j) row[j] = s.v[t.slot][ch][tile_at(t.lane, j)];
+    if (inverse) idct8_scaled(row, 1);
+    else fdct8_scaled(row, 1);
+    NNJ_UNROLL
+    for (int j = 0; j < 8; ++j) s.v[t.slot][ch][tile_at(t.lane, j)] = row[j];
+  }
+}
+
+// Chroma phase 6 (column lane), per level: column `lane` of the decoded Cb and Cr -> p.workspace, level k.
+template <typename T>
+NNJ_HD void tile_store_chroma(const RoundtripParams& p, const Geometry& g, const TileLane& t, int64_t k,
+                              const TileShared<T>& s) {
+  if (!t.valid) return;
+  T* ws = static_cast<T*>(p.workspace);
+  const int64_t plane = g.chroma_h * g.chroma_w;
+  NNJ_UNROLL
+  for (int ch = 0; ch < 2; ++ch) {
+    T* dst = ws + ((k * p.n + t.b.n) * 2 + ch) * plane + t.b.bx * 8 + t.lane;
+    NNJ_UNROLL
+    for (int r = 0; r < 8; ++r) dst[(t.b.by * 8 + r) * g.chroma_w] = s.v[t.slot][ch][tile_at(r, t.lane)];
+  }
+}
+
+// Luma phase 2 (row lane): Y of pixel row `lane` (level-shifted) and its 1-D DCT -> shared channel 0.
 template <typename T>
 NNJ_HD void tile_row_dct_luma(const TileLane& t, TileShared<T>& s) {
   if (!t.valid) return;
@@ -30,19 +87,7 @@ NNJ_HD void tile_row_dct_luma(const TileLane& t, TileShared<T>& s) {
   for (int j = 0; j < 8; ++j) s.v[t.slot][0][tile_at(t.lane, j)] = row[j];
 }
 
-// Phase 5 (row lane), per level: 1-D IDCT of row `lane` of channel 0: the decoded luma (level-shifted).
-template <typename T>
-NNJ_HD void tile_row_idct_luma(const TileLane& t, TileShared<T>& s) {
-  if (!t.valid) return;
-  T row[8];
-  NNJ_UNROLL
-  for (int j = 0; j < 8; ++j) row[j] = s.v[t.slot][0][tile_at(t.lane, j)];
-  idct8_scaled(row, 1);
-  NNJ_UNROLL
-  for (int j = 0; j < 8; ++j) s.v[t.slot][0][tile_at(t.lane, j)] = row[j];
-}
-
-// Phase 6 (column lane), per level: column `lane` of the block inside the image: decoded luma with the
+// Luma phase 6 (column lane), per level: column `lane` of the block inside the image: decoded luma with the
 // upsampled decoded chroma of level k, back to RGB -> output level k.
 template <typename IO, typename T>
 NNJ_HD void tile_store_420(const RoundtripParams& p, const Geometry& g, const TileLane& t, int64_t k,
@@ -66,27 +111,35 @@ NNJ_HD void tile_store_420(const RoundtripParams& p, const Geometry& g, const Ti
   }
 }
 
-// Host emulation of the 4:2:0 forward as the GPU runs it: the chroma phase block by block (its kernel's
-// items), then every luma tile, each phase for all threads, in barrier order.
+// Host emulation of the 4:2:0 forward as the GPU runs it: every chroma tile, then every luma tile, each phase
+// for all threads, in barrier order.
 template <typename IO, typename T>
 void emulate_tile_420_forward(const RoundtripParams& p) {
   const Geometry g = geometry(p);
-  const int64_t chroma_by = g.chroma_h / 8, chroma_bx = g.chroma_w / 8;
-  for (int64_t item = 0; item < p.n * chroma_by * chroma_bx; ++item)
-    chroma_block_420<IO, T>(p, g, block_coord(item, chroma_by, chroma_bx));
-  const int64_t blocks = p.n * g.blocks_y * g.blocks_x;
-  const int64_t tiles = (blocks + kTileBlocks - 1) / kTileBlocks;
   TileShared<T> shared;
   T coef[kTileThreads][3][8];
-  for (int64_t tile = 0; tile < tiles; ++tile) {
-    TileLane lanes[kTileThreads];
+  TileLane lanes[kTileThreads];
+  const int64_t chroma_by = g.chroma_h / 8, chroma_bx = g.chroma_w / 8, chroma_blocks = p.n * chroma_by * chroma_bx;
+  for (int64_t tile = 0; tile < (chroma_blocks + kTileBlocks - 1) / kTileBlocks; ++tile) {
+    for (int th = 0; th < kTileThreads; ++th) lanes[th] = tile_lane(tile, th, chroma_blocks, chroma_by, chroma_bx);
+    for (int th = 0; th < kTileThreads; ++th) tile_chroma_samples<IO, T>(p, lanes[th], shared);
+    for (int th = 0; th < kTileThreads; ++th) tile_row_transform(2, false, lanes[th], shared);
+    for (int th = 0; th < kTileThreads; ++th) tile_col_dct(2, lanes[th], shared, coef[th]);
+    for (int64_t k = 0; k < p.levels; ++k) {
+      for (int th = 0; th < kTileThreads; ++th) tile_quant_col_idct(p, 2, 1, lanes[th], k, coef[th], shared);
+      for (int th = 0; th < kTileThreads; ++th) tile_row_transform(2, true, lanes[th], shared);
+      for (int th = 0; th < kTileThreads; ++th) tile_store_chroma(p, g, lanes[th], k, shared);
+    }
+  }
+  const int64_t blocks = p.n * g.blocks_y * g.blocks_x;
+  for (int64_t tile = 0; tile < (blocks + kTileBlocks - 1) / kTileBlocks; ++tile) {
     for (int th = 0; th < kTileThreads; ++th) lanes[th] = tile_lane(tile, th, blocks, g.blocks_y, g.blocks_x);
     for (int th = 0; th < kTileThreads; ++th) tile_load<IO, T>(p, lanes[th], shared);
     for (int th = 0; th < kTileThreads; ++th) tile_row_dct_luma(lanes[th], shared);
     for (int th = 0; th < kTileThreads; ++th) tile_col_dct(1, lanes[th], shared, coef[th]);
     for (int64_t k = 0; k < p.levels; ++k) {
-      for (int th = 0; th < kTileThreads; ++th) tile_quant_col_idct(p, 1, lanes[th], k, coef[th], shared);
-      for (int th = 0; th < kTileThreads; ++th) tile_row_idct_luma(lanes[th], shared);
+      for (int th = 0; th < kTileThreads; ++th) tile_quant_col_idct(p, 1, 0, lanes[th], k, coef[th], shared);
+      for (int th = 0; th < kTileThreads; ++th) tile_row_transform(1, true, lanes[th], shared);
       for (int th = 0; th < kTileThreads; ++th) tile_store_420<IO, T>(p, g, lanes[th], k, shared);
     }
   }

@@ -121,16 +121,17 @@ NNJ_HD void tile_col_dct(int channels, const TileLane& t, const TileShared<T>& s
 }
 
 // Phase 4 (column lane), per level: quantize + dequantize, 1-D IDCT of the column -> shared (`channels` as in
-// phase 3; channel 0 takes the luma table).
+// phase 3; tile channel ch is image component ch + first: component 0 takes the luma table, Cb and Cr the
+// chroma one).
 template <typename T>
-NNJ_HD void tile_quant_col_idct(const RoundtripParams& p, int channels, const TileLane& t, int64_t k,
+NNJ_HD void tile_quant_col_idct(const RoundtripParams& p, int channels, int first, const TileLane& t, int64_t k,
                                 const T (*coef)[8], TileShared<T>& s) {
   if (!t.valid) return;
   const bool ycc = is_ycbcr(p);
   NNJ_UNROLL
   for (int ch = 0; ch < 3; ++ch) {
     if (ch >= channels) break;
-    const float* steps = table_for(p, k, t.b.n, ycc && ch > 0);
+    const float* steps = table_for(p, k, t.b.n, ycc && ch + first > 0);
     T col[8];
     NNJ_UNROLL
     for (int u = 0; u < 8; ++u) {
@@ -198,7 +199,7 @@ void emulate_tile_444_forward(const RoundtripParams& p) {
     for (int th = 0; th < kTileThreads; ++th) tile_row_dct(p, lanes[th], shared);
     for (int th = 0; th < kTileThreads; ++th) tile_col_dct(int(p.c), lanes[th], shared, coef[th]);
     for (int64_t k = 0; k < p.levels; ++k) {
-      for (int th = 0; th < kTileThreads; ++th) tile_quant_col_idct(p, int(p.c), lanes[th], k, coef[th], shared);
+      for (int th = 0; th < kTileThreads; ++th) tile_quant_col_idct(p, int(p.c), 0, lanes[th], k, coef[th], shared);
       for (int th = 0; th < kTileThreads; ++th) tile_row_idct(p, lanes[th], shared);
       for (int th = 0; th < kTileThreads; ++th) tile_store<IO, T>(p, lanes[th], k, shared);
     }
