@@ -123,7 +123,7 @@ if [ -n "$CS" ] && "$PY" -c "import sys, torch, nnjpeg_cuda as n; sys.exit(not (
     2>/dev/null; then
   for tool in memcheck racecheck; do
     PYTORCH_NO_CUDA_MEMORY_CACHING=1 "$CS" --tool "$tool" --error-exitcode 1 --target-processes all \
-      "$PY" -m pytest -q -p no:cacheprovider -m cuda tests/test_cuda.py
+      "$PY" -m pytest -q -p no:cacheprovider -m "cuda and not slow" tests/test_cuda.py
     echo "sanitize.sh: compute-sanitizer $tool: OK"
   done
 else
