@@ -166,14 +166,21 @@ std::vector<int32_t> cuda_grid_visits(int64_t items, int64_t max_blocks) {
 
 }  // namespace
 
-// Runs the CUDA forward's tiled kernels' phases on the host (tile_444.h; for 4:2:0 the chroma phase, then
-// tile_420.h's luma tiles), for the CPU tests.
+// Runs the CUDA forward's tiled passes on the host, in the kernels' order (tile_444.h; 4:2:0: the chroma pass,
+// then the luma pass, tile_420.h), for the CPU tests.
 void emulate_cuda_tile_forward(const RoundtripParams& p) {
   if (p.n == 0) return;
   py::gil_scoped_release release;
+  const nnjpeg::Geometry g = nnjpeg::geometry(p);
   nnjpeg::dispatch_dtype(p.dtype, [&](auto io, auto compute) {
-    if (nnjpeg::uses_420(p)) nnjpeg::emulate_tile_420_forward<decltype(io), decltype(compute)>(p);
-    else nnjpeg::emulate_tile_444_forward<decltype(io), decltype(compute)>(p);
+    using IO = decltype(io);
+    using T = decltype(compute);
+    if (nnjpeg::uses_420(p)) {
+      nnjpeg::emulate_tile_pass<nnjpeg::TileChroma420<IO, T>, T>(p, g);
+      nnjpeg::emulate_tile_pass<nnjpeg::TileLuma420<IO, T>, T>(p, g);
+    } else {
+      nnjpeg::emulate_tile_pass<nnjpeg::Tile444<IO, T>, T>(p, g);
+    }
   });
 }
 

@@ -1,6 +1,6 @@
 // CUDA kernels: the forwards tiled, 8 threads per 8x8 block (tile_444.h, tile_420.h); the backwards one thread
-// per 8x8 block with a grid-stride loop over the blocks (the block pipelines of roundtrip_block.h). This file only does indexing and launches; the
-// arithmetic is shared with the CPU.
+// per 8x8 block with a grid-stride loop over the blocks (the block pipelines of roundtrip_block.h). This file
+// only does indexing and launches; the arithmetic is shared with the CPU.
 #include <cuda_runtime.h>
 
 #include <type_traits>
@@ -34,118 +34,50 @@ __global__ void roundtrip_kernel(const RoundtripParams p, const Geometry g, int6
   }
 }
 
-// 4:4:4 forward, the common case: 8 threads per 8x8 block exchanging rows and columns through shared
-// memory (tile_444.h), so each thread holds 24 values instead of a whole block's 192, and global memory is
-// read and written a column per thread (coalesced across a warp's 4 blocks). One tile per thread block,
-// grid-stride over tiles; every __syncthreads() is reached by all threads of the block.
-// Float compute capped at 128 registers (4 thread blocks per SM, as before the loads moved to the column
-// phase, which fully unrolled took 168 registers; ptxas -v for sm_90: no spills either way); double keeps
-// what it needs (250, no spills).
-template <typename IO, typename T>
+// A tiled forward pass (tile_444.h: Tile444; tile_420.h: TileChroma420, TileLuma420): 8 threads per 8x8 block
+// exchanging rows and columns through shared memory, so each thread holds 24 values instead of a whole
+// block's 192, and global memory is read and written a column per thread (coalesced across a warp's 4
+// blocks). One tile per thread block, grid-stride over tiles; every __syncthreads() is reached by all threads
+// of the block. The phases in emulate_tile_pass's order.
+// Float compute capped at 128 registers (4 thread blocks per SM; the 4:4:4 pass took 168 with its loads fully
+// unrolled; ptxas -v for sm_90: no spills in any pass); double keeps what it needs (up to 244, no spills).
+template <typename Pass, typename T>
 __global__ void __launch_bounds__(kTileThreads, sizeof(T) == 4 ? 4 : 1)
-    tile_444_kernel(const RoundtripParams p, int64_t blocks, int64_t tiles, int64_t blocks_y, int64_t blocks_x) {
+    tile_kernel(const RoundtripParams p, const Geometry g, int64_t blocks, int64_t tiles) {
   __shared__ TileShared<T> shared;
   T coef[3][8];
+  const int channels = Pass::channels(p);
   for (int64_t tile = blockIdx.x; tile < tiles; tile += gridDim.x) {
-    const TileLane lane = tile_lane(tile, int(threadIdx.x), blocks, blocks_y, blocks_x);
-    tile_load<IO, T>(p, lane, shared);
+    const TileLane lane = tile_lane(tile, int(threadIdx.x), blocks, Pass::blocks_y(g), Pass::blocks_x(g));
+    Pass::load(p, g, lane, shared);
     __syncthreads();
-    tile_row_dct(p, lane, shared);
+    Pass::row_forward(p, lane, shared);
     __syncthreads();
-    tile_col_dct(int(p.c), lane, shared, coef);
+    tile_col_dct(channels, lane, shared, coef);
     __syncthreads();
     for (int64_t k = 0; k < p.levels; ++k) {
-      tile_quant_col_idct(p, int(p.c), 0, lane, k, coef, shared);
+      tile_quant_col_idct(p, channels, Pass::kFirst, lane, k, coef, shared);
       __syncthreads();
-      tile_row_idct(p, lane, shared);
+      Pass::row_inverse(p, lane, shared);
       __syncthreads();
-      tile_store<IO, T>(p, lane, k, shared);
+      Pass::store(p, g, lane, k, shared);
       __syncthreads();
     }
   }
 }
 
-// 4:2:0 chroma phase, tiled like the 4:4:4 forward (tile_420.h): the blocks of the padded Cb/Cr planes,
-// decoded at every level into p.workspace.
-template <typename IO, typename T>
-__global__ void __launch_bounds__(kTileThreads, sizeof(T) == 4 ? 4 : 1)
-    tile_420_chroma_kernel(const RoundtripParams p, const Geometry g, int64_t blocks, int64_t tiles) {
-  __shared__ TileShared<T> shared;
-  T coef[3][8];  // channels 0 and 1 (Cb, Cr)
-  for (int64_t tile = blockIdx.x; tile < tiles; tile += gridDim.x) {
-    const TileLane lane = tile_lane(tile, int(threadIdx.x), blocks, g.chroma_h / 8, g.chroma_w / 8);
-    tile_chroma_samples<IO, T>(p, lane, shared);
-    __syncthreads();
-    tile_row_transform(2, false, lane, shared);
-    __syncthreads();
-    tile_col_dct(2, lane, shared, coef);
-    __syncthreads();
-    for (int64_t k = 0; k < p.levels; ++k) {
-      tile_quant_col_idct(p, 2, 1, lane, k, coef, shared);
-      __syncthreads();
-      tile_row_transform(2, true, lane, shared);
-      __syncthreads();
-      tile_store_chroma(p, g, lane, k, shared);
-      __syncthreads();
-    }
-  }
-}
-
-// 4:2:0 luma phase, after the chroma phase's launch on the same stream filled p.workspace.
-template <typename IO, typename T>
-__global__ void __launch_bounds__(kTileThreads, sizeof(T) == 4 ? 4 : 1)
-    tile_420_luma_kernel(const RoundtripParams p, const Geometry g, int64_t blocks, int64_t tiles) {
-  __shared__ TileShared<T> shared;
-  T coef[3][8];  // channel 0 only (Y)
-  for (int64_t tile = blockIdx.x; tile < tiles; tile += gridDim.x) {
-    const TileLane lane = tile_lane(tile, int(threadIdx.x), blocks, g.blocks_y, g.blocks_x);
-    tile_load<IO, T>(p, lane, shared);
-    __syncthreads();
-    tile_row_dct_luma(lane, shared);
-    __syncthreads();
-    tile_col_dct(1, lane, shared, coef);
-    __syncthreads();
-    for (int64_t k = 0; k < p.levels; ++k) {
-      tile_quant_col_idct(p, 1, 0, lane, k, coef, shared);
-      __syncthreads();
-      tile_row_transform(1, true, lane, shared);
-      __syncthreads();
-      tile_store_420<IO, T>(p, g, lane, k, shared);
-      __syncthreads();
-    }
-  }
-}
-
-// Grid of the tiled kernels: one thread block per tile, capped (grid-stride loop beyond).
-inline int64_t tile_grid(int64_t tiles) { return tiles < kMaxGridBlocks ? tiles : kMaxGridBlocks; }
-
-// The 4:2:0 forward: two launches on one stream, the luma phase reads what the chroma phase wrote.
-template <typename IO, typename T>
-cudaError_t launch_tile_420(const RoundtripParams& p, const Geometry& g) {
-  const int64_t chroma_blocks = p.n * (g.chroma_h / 8) * (g.chroma_w / 8), blocks = p.n * g.blocks_y * g.blocks_x;
+// Launches a tiled pass: one thread block per tile, the grid capped (grid-stride loop beyond).
+template <typename Pass, typename T>
+cudaError_t launch_tile_pass(const RoundtripParams& p, const Geometry& g) {
+  const int64_t blocks = p.n * Pass::blocks_y(g) * Pass::blocks_x(g);
   if (blocks == 0) return cudaSuccess;
-  const cudaStream_t stream = static_cast<cudaStream_t>(p.stream);
-  const int64_t chroma_tiles = (chroma_blocks + kTileBlocks - 1) / kTileBlocks;
-  tile_420_chroma_kernel<IO, T><<<dim3(unsigned(tile_grid(chroma_tiles))), dim3(unsigned(kTileThreads)), 0, stream>>>(
-      p, g, chroma_blocks, chroma_tiles);
-  const cudaError_t err = cudaGetLastError();
-  if (err != cudaSuccess) return err;
-  const int64_t tiles = (blocks + kTileBlocks - 1) / kTileBlocks;
-  tile_420_luma_kernel<IO, T><<<dim3(unsigned(tile_grid(tiles))), dim3(unsigned(kTileThreads)), 0, stream>>>(
-      p, g, blocks, tiles);
+  const int64_t tiles = tile_count(blocks), grid = tiles < kMaxGridBlocks ? tiles : kMaxGridBlocks;
+  tile_kernel<Pass, T><<<dim3(unsigned(grid)), dim3(unsigned(kTileThreads)), 0,
+                         static_cast<cudaStream_t>(p.stream)>>>(p, g, blocks, tiles);
   return cudaGetLastError();
 }
 
-template <typename IO, typename T>
-cudaError_t launch_tile_444(const RoundtripParams& p, const Geometry& g) {
-  const int64_t blocks = p.n * g.blocks_y * g.blocks_x;
-  if (blocks == 0) return cudaSuccess;
-  const int64_t tiles = (blocks + kTileBlocks - 1) / kTileBlocks;
-  tile_444_kernel<IO, T><<<dim3(unsigned(tile_grid(tiles))), dim3(unsigned(kTileThreads)), 0,
-                           static_cast<cudaStream_t>(p.stream)>>>(p, blocks, tiles, g.blocks_y, g.blocks_x);
-  return cudaGetLastError();
-}
-
+// Launches a one-thread-per-block stage (the backwards).
 template <typename IO, typename T, int kStage>
 cudaError_t launch(const RoundtripParams& p, const Geometry& g, int64_t blocks_y, int64_t blocks_x) {
   const int64_t items = p.n * blocks_y * blocks_x;
@@ -178,10 +110,11 @@ std::string roundtrip_forward(const RoundtripParams& p) {
     dispatch_dtype(p.dtype, [&](auto io, auto compute) {
       using IO = decltype(io);
       using T = decltype(compute);
-      if (uses_420(p)) {
-        err = launch_tile_420<IO, T>(p, g);
+      if (uses_420(p)) {  // two launches on one stream: the luma pass reads what the chroma pass wrote
+        err = launch_tile_pass<TileChroma420<IO, T>, T>(p, g);
+        if (err == cudaSuccess) err = launch_tile_pass<TileLuma420<IO, T>, T>(p, g);
       } else {
-        err = launch_tile_444<IO, T>(p, g);
+        err = launch_tile_pass<Tile444<IO, T>, T>(p, g);
       }
     });
     return err;

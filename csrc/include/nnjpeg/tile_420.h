@@ -39,7 +39,8 @@ NNJ_HD void tile_chroma_samples(const RoundtripParams& p, const TileLane& t, Til
   }
 }
 
-// Row phase (row lane) of the first `channels` channels: 1-D DCT of row `lane` (inverse: `inverse`), in place.
+// Row phase (row lane) of the first `channels` (1 or 2) channels: 1-D DCT of row `lane` (inverse: `inverse`),
+// in place.
 template <typename T>
 NNJ_HD void tile_row_transform(int channels, bool inverse, const TileLane& t, TileShared<T>& s) {
   if (!t.valid) return;
@@ -111,38 +112,48 @@ NNJ_HD void tile_store_420(const RoundtripParams& p, const Geometry& g, const Ti
   }
 }
 
-// Host emulation of the 4:2:0 forward as the GPU runs it: every chroma tile, then every luma tile, each phase
-// for all threads, in barrier order.
+// The chroma pass (tile_444.h's Tile444 says what a pass supplies): the blocks of the padded Cb/Cr planes.
 template <typename IO, typename T>
-void emulate_tile_420_forward(const RoundtripParams& p) {
-  const Geometry g = geometry(p);
-  TileShared<T> shared;
-  T coef[kTileThreads][3][8];
-  TileLane lanes[kTileThreads];
-  const int64_t chroma_by = g.chroma_h / 8, chroma_bx = g.chroma_w / 8, chroma_blocks = p.n * chroma_by * chroma_bx;
-  for (int64_t tile = 0; tile < (chroma_blocks + kTileBlocks - 1) / kTileBlocks; ++tile) {
-    for (int th = 0; th < kTileThreads; ++th) lanes[th] = tile_lane(tile, th, chroma_blocks, chroma_by, chroma_bx);
-    for (int th = 0; th < kTileThreads; ++th) tile_chroma_samples<IO, T>(p, lanes[th], shared);
-    for (int th = 0; th < kTileThreads; ++th) tile_row_transform(2, false, lanes[th], shared);
-    for (int th = 0; th < kTileThreads; ++th) tile_col_dct(2, lanes[th], shared, coef[th]);
-    for (int64_t k = 0; k < p.levels; ++k) {
-      for (int th = 0; th < kTileThreads; ++th) tile_quant_col_idct(p, 2, 1, lanes[th], k, coef[th], shared);
-      for (int th = 0; th < kTileThreads; ++th) tile_row_transform(2, true, lanes[th], shared);
-      for (int th = 0; th < kTileThreads; ++th) tile_store_chroma(p, g, lanes[th], k, shared);
-    }
+struct TileChroma420 {
+  static constexpr int kFirst = 1;  // Cb, Cr: the chroma table
+  NNJ_TILE_MEMBER int channels(const RoundtripParams&) { return 2; }
+  NNJ_TILE_MEMBER int64_t blocks_y(const Geometry& g) { return g.chroma_h / 8; }
+  NNJ_TILE_MEMBER int64_t blocks_x(const Geometry& g) { return g.chroma_w / 8; }
+  NNJ_TILE_MEMBER void load(const RoundtripParams& p, const Geometry&, const TileLane& t, TileShared<T>& s) {
+    tile_chroma_samples<IO, T>(p, t, s);
   }
-  const int64_t blocks = p.n * g.blocks_y * g.blocks_x;
-  for (int64_t tile = 0; tile < (blocks + kTileBlocks - 1) / kTileBlocks; ++tile) {
-    for (int th = 0; th < kTileThreads; ++th) lanes[th] = tile_lane(tile, th, blocks, g.blocks_y, g.blocks_x);
-    for (int th = 0; th < kTileThreads; ++th) tile_load<IO, T>(p, lanes[th], shared);
-    for (int th = 0; th < kTileThreads; ++th) tile_row_dct_luma(lanes[th], shared);
-    for (int th = 0; th < kTileThreads; ++th) tile_col_dct(1, lanes[th], shared, coef[th]);
-    for (int64_t k = 0; k < p.levels; ++k) {
-      for (int th = 0; th < kTileThreads; ++th) tile_quant_col_idct(p, 1, 0, lanes[th], k, coef[th], shared);
-      for (int th = 0; th < kTileThreads; ++th) tile_row_transform(1, true, lanes[th], shared);
-      for (int th = 0; th < kTileThreads; ++th) tile_store_420<IO, T>(p, g, lanes[th], k, shared);
-    }
+  NNJ_TILE_MEMBER void row_forward(const RoundtripParams&, const TileLane& t, TileShared<T>& s) {
+    tile_row_transform(2, false, t, s);
   }
-}
+  NNJ_TILE_MEMBER void row_inverse(const RoundtripParams&, const TileLane& t, TileShared<T>& s) {
+    tile_row_transform(2, true, t, s);
+  }
+  NNJ_TILE_MEMBER void store(const RoundtripParams& p, const Geometry& g, const TileLane& t, int64_t k,
+                             const TileShared<T>& s) {
+    tile_store_chroma(p, g, t, k, s);
+  }
+};
+
+// The luma pass, after the chroma pass has filled p.workspace: the luma blocks.
+template <typename IO, typename T>
+struct TileLuma420 {
+  static constexpr int kFirst = 0;  // Y: the luma table
+  NNJ_TILE_MEMBER int channels(const RoundtripParams&) { return 1; }
+  NNJ_TILE_MEMBER int64_t blocks_y(const Geometry& g) { return g.blocks_y; }
+  NNJ_TILE_MEMBER int64_t blocks_x(const Geometry& g) { return g.blocks_x; }
+  NNJ_TILE_MEMBER void load(const RoundtripParams& p, const Geometry&, const TileLane& t, TileShared<T>& s) {
+    tile_load<IO, T>(p, t, s);
+  }
+  NNJ_TILE_MEMBER void row_forward(const RoundtripParams&, const TileLane& t, TileShared<T>& s) {
+    tile_row_dct_luma(t, s);
+  }
+  NNJ_TILE_MEMBER void row_inverse(const RoundtripParams&, const TileLane& t, TileShared<T>& s) {
+    tile_row_transform(1, true, t, s);
+  }
+  NNJ_TILE_MEMBER void store(const RoundtripParams& p, const Geometry& g, const TileLane& t, int64_t k,
+                             const TileShared<T>& s) {
+    tile_store_420<IO, T>(p, g, t, k, s);
+  }
+};
 
 }  // namespace nnjpeg

@@ -8,7 +8,7 @@
 // Same arithmetic, in the same order, as roundtrip_block_444 (row DCTs, column DCTs, quantize, column
 // IDCTs, row IDCTs), so results equal the one-thread-per-block pipeline. Every phase is a plain function of
 // (tile, thread, shared buffer): the CUDA kernel calls them with __syncthreads() between phases, and
-// emulate_tile_444_forward() below calls them on the host, all threads of a phase before the next phase,
+// emulate_tile_pass() below calls them on the host, all threads of a phase before the next phase,
 // which is what the barriers guarantee on the GPU. The CPU tests run that emulation against the CPU kernel.
 #pragma once
 
@@ -31,6 +31,12 @@
 #define NNJ_UNROLL
 #define NNJ_NO_UNROLL
 #endif
+// Static member functions of the tiled passes (below), for the host and the GPU.
+#if defined(__CUDACC__)
+#define NNJ_TILE_MEMBER static __host__ __device__ __forceinline__
+#else
+#define NNJ_TILE_MEMBER static inline
+#endif
 
 namespace nnjpeg {
 
@@ -45,6 +51,7 @@ struct TileShared {
   T v[kTileBlocks][3][8 * kTilePitch];  // [block][channel][tile_at(row, column)]
 };
 NNJ_HD int tile_at(int row, int column) { return row * kTilePitch + column; }
+NNJ_HD int64_t tile_count(int64_t blocks) { return (blocks + kTileBlocks - 1) / kTileBlocks; }
 
 // Which 8x8 block and which row/column a thread of a tile handles; valid is false past the last block.
 struct TileLane {
@@ -107,7 +114,7 @@ NNJ_HD void tile_row_dct(const RoundtripParams& p, const TileLane& t, TileShared
 }
 
 // Phase 3 (column lane): 1-D DCT of the column -> the thread's coefficients coef[ch][u] (column v = lane), for
-// the first `channels` channels (p.c; 1 for the 4:2:0 luma tile).
+// the first `channels` channels (p.c; the 4:2:0 passes: 2 for Cb and Cr, 1 for Y).
 template <typename T>
 NNJ_HD void tile_col_dct(int channels, const TileLane& t, const TileShared<T>& s, T (*coef)[8]) {
   if (!t.valid) return;
@@ -184,24 +191,50 @@ NNJ_HD void tile_store(const RoundtripParams& p, const TileLane& t, int64_t k, c
   }
 }
 
-// Host emulation of the tiled CUDA kernel: every tile, each phase for all threads, in barrier order.
+// A tiled pass: one CUDA kernel (tile_kernel, roundtrip_cuda.cu) or its host emulation (emulate_tile_pass
+// below), both running its phases in the same order. It says which blocks it tiles (blocks_y x blocks_x per
+// image) and supplies its own phases around the column DCT and quantization above, which run on channels(p)
+// channels, tile channel 0 being image component kFirst: load (column lane), row_forward (row lane), then per
+// level row_inverse (row lane) and store (column lane). This one: the 4:4:4 forward (grayscale, plain RGB).
 template <typename IO, typename T>
-void emulate_tile_444_forward(const RoundtripParams& p) {
-  const Geometry g = geometry(p);
-  const int64_t blocks = p.n * g.blocks_y * g.blocks_x;
-  const int64_t tiles = (blocks + kTileBlocks - 1) / kTileBlocks;
+struct Tile444 {
+  static constexpr int kFirst = 0;
+  NNJ_TILE_MEMBER int channels(const RoundtripParams& p) { return int(p.c); }
+  NNJ_TILE_MEMBER int64_t blocks_y(const Geometry& g) { return g.blocks_y; }
+  NNJ_TILE_MEMBER int64_t blocks_x(const Geometry& g) { return g.blocks_x; }
+  NNJ_TILE_MEMBER void load(const RoundtripParams& p, const Geometry&, const TileLane& t, TileShared<T>& s) {
+    tile_load<IO, T>(p, t, s);
+  }
+  NNJ_TILE_MEMBER void row_forward(const RoundtripParams& p, const TileLane& t, TileShared<T>& s) {
+    tile_row_dct(p, t, s);
+  }
+  NNJ_TILE_MEMBER void row_inverse(const RoundtripParams& p, const TileLane& t, TileShared<T>& s) {
+    tile_row_idct(p, t, s);
+  }
+  NNJ_TILE_MEMBER void store(const RoundtripParams& p, const Geometry&, const TileLane& t, int64_t k,
+                             const TileShared<T>& s) {
+    tile_store<IO, T>(p, t, k, s);
+  }
+};
+
+// Host emulation of a tiled pass's kernel: every tile, each phase for all threads, in barrier order.
+template <typename Pass, typename T>
+void emulate_tile_pass(const RoundtripParams& p, const Geometry& g) {
+  const int channels = Pass::channels(p);
+  const int64_t blocks = p.n * Pass::blocks_y(g) * Pass::blocks_x(g);
   TileShared<T> shared;
   T coef[kTileThreads][3][8];
-  for (int64_t tile = 0; tile < tiles; ++tile) {
-    TileLane lanes[kTileThreads];
-    for (int th = 0; th < kTileThreads; ++th) lanes[th] = tile_lane(tile, th, blocks, g.blocks_y, g.blocks_x);
-    for (int th = 0; th < kTileThreads; ++th) tile_load<IO, T>(p, lanes[th], shared);
-    for (int th = 0; th < kTileThreads; ++th) tile_row_dct(p, lanes[th], shared);
-    for (int th = 0; th < kTileThreads; ++th) tile_col_dct(int(p.c), lanes[th], shared, coef[th]);
+  TileLane lanes[kTileThreads];
+  for (int64_t tile = 0; tile < tile_count(blocks); ++tile) {
+    for (int th = 0; th < kTileThreads; ++th) lanes[th] = tile_lane(tile, th, blocks, Pass::blocks_y(g), Pass::blocks_x(g));
+    for (int th = 0; th < kTileThreads; ++th) Pass::load(p, g, lanes[th], shared);
+    for (int th = 0; th < kTileThreads; ++th) Pass::row_forward(p, lanes[th], shared);
+    for (int th = 0; th < kTileThreads; ++th) tile_col_dct(channels, lanes[th], shared, coef[th]);
     for (int64_t k = 0; k < p.levels; ++k) {
-      for (int th = 0; th < kTileThreads; ++th) tile_quant_col_idct(p, int(p.c), 0, lanes[th], k, coef[th], shared);
-      for (int th = 0; th < kTileThreads; ++th) tile_row_idct(p, lanes[th], shared);
-      for (int th = 0; th < kTileThreads; ++th) tile_store<IO, T>(p, lanes[th], k, shared);
+      for (int th = 0; th < kTileThreads; ++th)
+        tile_quant_col_idct(p, channels, Pass::kFirst, lanes[th], k, coef[th], shared);
+      for (int th = 0; th < kTileThreads; ++th) Pass::row_inverse(p, lanes[th], shared);
+      for (int th = 0; th < kTileThreads; ++th) Pass::store(p, g, lanes[th], k, shared);
     }
   }
 }
